@@ -5,9 +5,9 @@
    so every sampler decodes the full gen length). The samplers take turns in every repeat, so
    a change in machine load hits all of them alike; the best repeat of each counts.
 2. HMM inference at the real scale (N = 1024, V = 126464, W = 32; batch 1 and 8; a random
-   HMM, all positions masked: the first step of a block, the most expensive): milliseconds
-   per block for log Z, the latent proposal (FFBS + logits) and the exact marginals, and the
-   GFLOP/s they reach against a plain [B W, V] x [V, N] float32 matmul, plus the same matmul
+   HMM, frozen as the sampler holds it; all positions masked: the first step of a block, the
+   most expensive): the memory it holds, milliseconds per block for log Z, the latent
+   proposal (FFBS + logits) and the exact marginals, and the GFLOP/s they reach against a plain [B W, V] x [V, N] float32 matmul, plus the same matmul
    in bfloat16 with its relative error (whether bf16 would pay off on this CPU).
 
     python benchmarks/bench_codd.py [--data-dir ../shared/data] [--steps 64] [--limit 8] [--repeats 3]
@@ -65,8 +65,11 @@ def real_scale(args) -> None:
     print(f"2. HMM inference at N={STATES}, V={VOCAB}, W={WIDTH}, every position masked "
           f"(torch {torch.__version__}, {torch.get_num_threads()} threads)")
     g = torch.Generator().manual_seed(0)
-    hmm = HMM.random(STATES, VOCAB, generator=g, scale=1.0).requires_grad_(False)
-    beta_t = hmm.tables().beta.T  # normalise (and cache) outside the timings
+    hmm = HMM.random(STATES, VOCAB, generator=g, scale=1.0).freeze()  # as the sampler holds it
+    beta_t = hmm.beta.T
+    held = sum(t.numel() * t.element_size() for t in hmm.buffers())
+    print(f"   the frozen circuit holds {held / 2**20:.0f} MiB: one {STATES} x {VOCAB} float32 emission table "
+          f"({beta_t.numel() * beta_t.element_size() / 2**20:.0f} MiB) plus pi and alpha")
     for batch in (1, 8):
         log_q = torch.randn(batch, WIDTH, VOCAB, generator=g).mul_(3).log_softmax(-1)
         observed = torch.full((batch, WIDTH), -1)

@@ -62,13 +62,23 @@ def _check_log_table(name: str, table: torch.Tensor) -> None:
 
 
 class Tables(NamedTuple):
-    """The normalised parameters inference reads."""
+    """The normalised parameters inference reads. A frozen HMM keeps no log_beta: the
+    emission table is held once, as probabilities, and its logarithm is taken only of the
+    rows or columns a gather picks."""
 
     log_pi: torch.Tensor
     log_alpha: torch.Tensor
     alpha: torch.Tensor
-    log_beta: torch.Tensor
     beta: torch.Tensor
+    log_beta: torch.Tensor | None
+
+    def log_emissions_of(self, states: torch.Tensor) -> torch.Tensor:
+        """log beta[states]: [..., V]."""
+        return self.beta[states].log() if self.log_beta is None else self.log_beta[states]
+
+    def log_emissions_for(self, tokens: torch.Tensor) -> torch.Tensor:
+        """log beta[:, tokens] with the states last: [..., N]."""
+        return self.beta.T[tokens].log() if self.log_beta is None else self.log_beta.T[tokens]
 
 
 class HMM(nn.Module):
@@ -77,6 +87,8 @@ class HMM(nn.Module):
 
     `window` is the number of positions W the circuit was built or trained for;
     inference works on whatever W the evidence has. `metadata` travels with saved files.
+    Trainable as built; `freeze()` turns it into an inference-only circuit that holds
+    its [N, V] emission table once.
     """
 
     def __init__(self, pi_logits: torch.Tensor, alpha_logits: torch.Tensor, beta_logits: torch.Tensor,
@@ -89,6 +101,7 @@ class HMM(nn.Module):
         self.pi_logits = nn.Parameter(pi_logits.detach().clone())
         self.alpha_logits = nn.Parameter(alpha_logits.detach().clone())
         self.beta_logits = nn.Parameter(beta_logits.detach().clone())
+        self.num_states, self.vocab_size = beta_logits.shape
         self.window = window
         self.metadata = dict(metadata or {})
         self._cached_tables: tuple[tuple, Tables] | None = None
@@ -116,24 +129,21 @@ class HMM(nn.Module):
         return cls.from_log_probabilities(pi.log(), alpha.log(), beta.log(), window, metadata)
 
     @property
-    def num_states(self) -> int:
-        return self.pi_logits.shape[0]
-
-    @property
-    def vocab_size(self) -> int:
-        return self.beta_logits.shape[1]
+    def frozen(self) -> bool:
+        return not hasattr(self, "beta_logits")
 
     @property
     def log_pi(self) -> torch.Tensor:
-        return torch.log_softmax(self.pi_logits, -1)
+        return self.tables().log_pi
 
     @property
     def log_alpha(self) -> torch.Tensor:
-        return torch.log_softmax(self.alpha_logits, -1)
+        return self.tables().log_alpha
 
     @property
     def log_beta(self) -> torch.Tensor:
-        return torch.log_softmax(self.beta_logits, -1)
+        tables = self.tables()
+        return tables.beta.log() if tables.log_beta is None else tables.log_beta
 
     @property
     def pi(self) -> torch.Tensor:
@@ -141,16 +151,32 @@ class HMM(nn.Module):
 
     @property
     def alpha(self) -> torch.Tensor:
-        return self.log_alpha.exp()
+        return self.tables().alpha
 
     @property
     def beta(self) -> torch.Tensor:
-        return self.log_beta.exp()
+        return self.tables().beta
+
+    @torch.no_grad()
+    def freeze(self) -> "HMM":
+        """Inference only from here on: normalise once and keep just what inference reads,
+        the emission table once, as probabilities (the logits, their log-softmax and its exp
+        were three [N, V] copies: 1.5 GB at N = 1024, V = 126464). Call it before moving
+        the circuit to its device, so that only the one copy ever lands there."""
+        if not self.frozen:
+            tables = self._normalise()
+            self._cached_tables = None
+            del self.pi_logits, self.alpha_logits, self.beta_logits
+            for name in ("log_pi", "log_alpha", "alpha", "beta"):
+                self.register_buffer(f"frozen_{name}", getattr(tables, name).contiguous())
+        return self
 
     def tables(self) -> Tables:
         """The normalised tables. Without gradients they are cached until a parameter
         changes (in-place updates bump a tensor's version): at real scale (N = 1024,
         V = 126464) normalising beta costs as much as a whole block's inference."""
+        if self.frozen:
+            return Tables(self.frozen_log_pi, self.frozen_log_alpha, self.frozen_alpha, self.frozen_beta, None)
         parameters = (self.pi_logits, self.alpha_logits, self.beta_logits)
         if torch.is_grad_enabled() and any(p.requires_grad for p in parameters):
             return self._normalise()
@@ -161,17 +187,19 @@ class HMM(nn.Module):
         return self._cached_tables[1]
 
     def _normalise(self) -> Tables:
-        log_alpha, log_beta = self.log_alpha, self.log_beta
-        return Tables(self.log_pi, log_alpha, log_alpha.exp(), log_beta, log_beta.exp())
+        log_alpha = torch.log_softmax(self.alpha_logits, -1)
+        log_beta = torch.log_softmax(self.beta_logits, -1)
+        return Tables(torch.log_softmax(self.pi_logits, -1), log_alpha, log_alpha.exp(), log_beta.exp(), log_beta)
 
     # --- message passing over local log-factors [B, W, N] ---------------------------
 
-    def _local_log_factors(self, log_q, observed, log_beta, beta):
+    @staticmethod
+    def _local_log_factors(log_q, observed, tables):
         masked = observed < 0
         token = observed.clamp_min(0)
-        hard = log_beta.T[token] + log_q.gather(-1, token.unsqueeze(-1))
+        hard = tables.log_emissions_for(token) + log_q.gather(-1, token.unsqueeze(-1))
         # The [W, V] x [V, N] product only over masked positions: observed ones never need it.
-        soft = _log_matmul_exp(log_q[masked], beta.T)
+        soft = _log_matmul_exp(log_q[masked], tables.beta.T)
         return hard.masked_scatter(masked.unsqueeze(-1), soft)
 
     @staticmethod
@@ -191,9 +219,9 @@ class HMM(nn.Module):
         return torch.stack(backs[::-1], 1)
 
     def _prepare(self, log_q, observed):
-        log_q = log_q.to(self.pi_logits.dtype)
         tables = self.tables()
-        return log_q, tables, self._local_log_factors(log_q, observed, tables.log_beta, tables.beta)
+        log_q = log_q.to(tables.log_pi.dtype)
+        return log_q, tables, self._local_log_factors(log_q, observed, tables)
 
     # --- public inference ------------------------------------------------------------
 
@@ -239,7 +267,8 @@ class HMM(nn.Module):
         """log q_t(v) + log beta[z_t, v]: [B, W, V]. Given z the positions are
         independent, so sampling each from these logits after `sample_hidden` is exact
         ancestral sampling of the product (the paper's latent-variable proposal)."""
-        return log_q.to(self.pi_logits.dtype) + self.tables().log_beta[z]
+        tables = self.tables()
+        return log_q.to(tables.log_pi.dtype) + tables.log_emissions_of(z)
 
     @torch.no_grad()
     def sample_any_order(self, log_q: torch.Tensor, observed: torch.Tensor, order: torch.Tensor,
@@ -256,7 +285,7 @@ class HMM(nn.Module):
         if ((observed.gather(1, chosen) >= 0) & (order >= 0)).any():
             raise ValueError("sample_any_order: every position in `order` must be masked (-1 in observed)")
         log_q, tables, local = self._prepare(log_q, observed)
-        log_pi, alpha, log_beta, beta = tables.log_pi, tables.alpha, tables.log_beta, tables.beta
+        log_pi, alpha, beta = tables.log_pi, tables.alpha, tables.beta
         rows = torch.arange(observed.shape[0], device=observed.device)
         uniform = _uniforms(generators, order.shape[1], local)
         observed = observed.clone()
@@ -269,6 +298,6 @@ class HMM(nn.Module):
             else:
                 token = _categorical(conditional / temperature, uniform[:, k])
             observed[rows, position] = torch.where(active, token, observed[rows, position])
-            committed = log_beta.T[token] + log_q[rows, position, token].unsqueeze(-1)
+            committed = tables.log_emissions_for(token) + log_q[rows, position, token].unsqueeze(-1)
             local[rows, position] = torch.where(active.unsqueeze(-1), committed, local[rows, position])
         return observed

@@ -60,7 +60,7 @@ class CoDD(Sampler):
                 source = self.pc_path or default_pc_path(backbone.name)
                 raise HarnessError(f"the CoDD PC {source} has a vocabulary of {pc.vocab_size} tokens but "
                                    f"backbone {backbone.name} has {backbone.vocab_size}")
-            self._pcs[backbone.name] = pc.to(backbone.device).requires_grad_(False)
+            self._pcs[backbone.name] = pc.freeze().to(backbone.device)
         return self._pcs[backbone.name]
 
     def applies_to(self, backbone) -> bool:

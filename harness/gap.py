@@ -117,7 +117,7 @@ def window_nll(backbone: Backbone, pc, window: GapWindow, ratios=RATIOS, tau: fl
         observed[r, window.masked_offsets(ratio)] = -1
     log_joint = pc.log_evidence(log_q, truth.expand(len(ratios), -1))
     log_normaliser = pc.log_evidence(log_q, observed)
-    nll[:, 2] = (log_normaliser - log_joint).double().numpy()
+    nll[:, 2] = (log_normaliser - log_joint).double().cpu().numpy()
     return nll
 
 

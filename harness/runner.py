@@ -246,13 +246,14 @@ def summarize(cells: list[Cell], records: list[dict], options: RunOptions) -> di
 
 
 def format_table(summary: dict) -> str:
-    """The end-of-run table, one line per cell."""
-    header = f"{'task':<14}{'sampler':<22}{'remasking':<16}{'steps':>6}{'n':>6}{'acc %':>8}  {'95% CI':<15}{'NFE':>7}{'s/sample':>10}"
+    """The end-of-run table, one line per cell; the sampler column is as wide as its longest spec."""
+    cells = [r for r in summary["cells"] if r["n"]]
+    width = max([len("sampler")] + [len(r["sampler"]) for r in cells]) + 2
+    header = (f"{'task':<14}{'sampler':<{width}}{'remasking':<16}{'steps':>6}{'n':>6}{'acc %':>8}  {'95% CI':<15}"
+              f"{'NFE':>7}{'s/sample':>10}")
     lines = [header, "-" * len(header)]
-    for r in summary["cells"]:
-        if not r["n"]:
-            continue
+    for r in cells:
         ci = f"[{100 * r['ci95'][0]:.1f}, {100 * r['ci95'][1]:.1f}]"
-        lines.append(f"{r['task']:<14}{r['sampler']:<22}{r['remasking']:<16}{r['steps']:>6}{r['n']:>6}"
+        lines.append(f"{r['task']:<14}{r['sampler']:<{width}}{r['remasking']:<16}{r['steps']:>6}{r['n']:>6}"
                      f"{100 * r['accuracy']:>8.1f}  {ci:<15}{r['mean_nfe']:>7.1f}{r['mean_seconds']:>10.3f}")
     return "\n".join(lines)

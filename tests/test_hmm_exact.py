@@ -209,3 +209,31 @@ def test_from_probabilities_refuses_tables_that_are_not_distributions():
         HMM.from_probabilities(pi, alpha, beta * 1.1, window=4)
     with pytest.raises(ValueError, match="alpha has negative"):
         HMM.from_probabilities(pi, torch.tensor([[1.5, -0.5], [0.0, 1.0]]), beta, window=4)
+
+
+def emission_sized_tensors(hmm):
+    """The distinct [N, V] tensors the module keeps: parameters, buffers and cached tables."""
+    held = [*hmm.parameters(), *hmm.buffers(), *(hmm._cached_tables[1] if hmm._cached_tables else ())]
+    return {t.untyped_storage().data_ptr() for t in held
+            if t is not None and t.shape == (hmm.num_states, hmm.vocab_size)}
+
+
+def test_a_frozen_hmm_keeps_one_emission_table_and_gives_the_same_results():
+    trainable = HMM.random(5, 9, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    frozen = copy.deepcopy(trainable).freeze()
+    log_q, observed = random_evidence(3, 6, 9, seed=8)
+    order = torch.stack([(observed[b] < 0).nonzero().squeeze(1)[:3] for b in range(3)])
+
+    def results(hmm):
+        with torch.no_grad():
+            z = hmm.sample_hidden(log_q, observed, generators(3, 10))
+            return [hmm.log_evidence(log_q, observed), hmm.hidden_posteriors(log_q, observed),
+                    hmm.token_marginals(log_q, observed), z, hmm.latent_proposal_logits(log_q, z),
+                    hmm.sample_any_order(log_q, observed, order, generators(3, 20), temperature=0.7)]
+
+    for mine, reference in zip(results(frozen), results(trainable)):
+        torch.testing.assert_close(mine, reference, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(frozen.log_beta, trainable.log_beta.detach(), rtol=1e-12, atol=1e-12)
+    assert len(emission_sized_tensors(trainable)) == 3  # logits, log-probabilities, probabilities
+    assert len(emission_sized_tensors(frozen)) == 1
+    assert list(frozen.parameters()) == []

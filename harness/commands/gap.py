@@ -57,7 +57,7 @@ def main(args: argparse.Namespace) -> int:
         raise HarnessError(f"no CoDD PC is shipped for backbone {backbone.name} (shipped for: "
                            f"{', '.join(sorted(shipped_pcs())) or 'none'}); pass --pc PATH (a pyjuice .jpc file "
                            f"or a directory written by save_pc)")
-    pc = load_pc(pc_path)
+    pc = load_pc(pc_path).freeze().to(backbone.device)
     out = Path(args.out or f"results/{datetime.now():%Y%m%d-%H%M%S}-gap-{task.name}")
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()

@@ -62,6 +62,7 @@ PAIRED = [
     Column("95% CI of Δ", lambda r: interval(r["ci_low"], r["ci_high"], signed=True)),
     Column("wins / losses", lambda r: f"{r['only_sampler']} / {r['only_baseline']}"),
     Column("McNemar p", lambda r: p_value(r["mcnemar_p"])),
+    Column("gap to sequential closed %", lambda r: "" if r["gap_closed"] is None else percent(r["gap_closed"])),
 ]
 LATENCY = [
     *_CELL, _field("n"),

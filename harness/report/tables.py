@@ -48,6 +48,26 @@ def baseline_of(key: tuple) -> tuple:
     return tuple(info.values())
 
 
+def ceilings(cells: dict[tuple, list[dict]]) -> dict[tuple, dict]:
+    """The sequential cells, by everything but sampler and steps (sequential has one budget):
+    example id -> correct."""
+    return {_without_budget(key): {r["example_id"]: r["correct"] for r in records}
+            for key, records in cells.items() if describe(key)["sampler"] == CEILING}
+
+
+def _without_budget(key: tuple) -> tuple:
+    info = describe(key)
+    return tuple(v for k, v in info.items() if k not in ("sampler", "steps"))
+
+
+def gap_closed(triples: list[tuple[bool, bool, bool]]) -> float | None:
+    """(sampler - factorized) / (sequential - factorized) correct counts over (factorized,
+    sampler, sequential) results of the same examples: the fraction of the factorization gap
+    a sampler closes; None without a positive gap."""
+    base, mine, ceiling = (sum(t[i] for t in triples) for i in range(3))
+    return (mine - base) / (ceiling - base) if ceiling > base else None
+
+
 def accuracy_rows(cells: dict[tuple, list[dict]]) -> list[dict]:
     rows = []
     for key, records in cells.items():
@@ -64,8 +84,9 @@ def accuracy_rows(cells: dict[tuple, list[dict]]) -> list[dict]:
 
 
 def paired_rows(cells: dict[tuple, list[dict]]) -> list[dict]:
-    """Every non-baseline cell against its baseline on the examples both decoded."""
-    rows = []
+    """Every non-baseline cell against its baseline on the examples both decoded, and the
+    fraction of the gap to the sequential ceiling it closes where the ceiling was run."""
+    rows, ceiling_of = [], ceilings(cells)
     for key, records in cells.items():
         baseline = {r["example_id"]: r["correct"] for r in cells.get(baseline_of(key), [])}
         if describe(key)["sampler"] == BASELINE or not baseline:
@@ -77,10 +98,13 @@ def paired_rows(cells: dict[tuple, list[dict]]) -> list[dict]:
         only_mine = sum(m and not b for b, m in pairs)
         only_base = sum(b and not m for b, m in pairs)
         low, high = paired_bootstrap_interval(mine, base)
+        ceiling = ceiling_of.get(_without_budget(key), {}) if describe(key)["sampler"] != CEILING else {}
+        closed = gap_closed([(baseline[r["example_id"]], r["correct"], ceiling[r["example_id"]])
+                             for r in records if r["example_id"] in baseline and r["example_id"] in ceiling])
         rows.append({**describe(key), "pairs": len(pairs), "baseline_accuracy": sum(base) / len(pairs),
                      "accuracy": sum(mine) / len(pairs), "difference": (sum(mine) - sum(base)) / len(pairs),
                      "ci_low": low, "ci_high": high, "only_sampler": only_mine, "only_baseline": only_base,
-                     "mcnemar_p": mcnemar_exact(only_mine, only_base)})
+                     "mcnemar_p": mcnemar_exact(only_mine, only_base), "gap_closed": closed})
     return rows
 
 
