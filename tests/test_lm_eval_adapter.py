@@ -1,6 +1,13 @@
-"""The lm-eval model `codd-bench` on the embedded names model (small, sampled at T > 0)."""
+"""The lm-eval model `codd-bench`: its contract on the embedded names model (small, sampled at T > 0),
+and lm-eval's own CLI end to end on the math model with our local-file task configs."""
 
 from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from lm_eval.api.instance import Instance
@@ -46,3 +53,21 @@ def test_chat_template_is_the_backbones(lm):
 def test_loglikelihood_is_refused_clearly(lm):
     with pytest.raises(HarnessError, match="generate_until tasks only"):
         lm.loglikelihood([])
+
+
+def test_lm_eval_cli_runs_both_tasks_offline_and_scores_agree_with_ours(data_dir, tmp_path):
+    """lm-eval's own CLI, our model and the local-file task configs, no network: both tasks are
+    scored by lm-eval, and our scorers give the same verdict on every logged completion."""
+    repo = Path(__file__).parents[1]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HARNESS_DATA_DIR": str(data_dir)}
+    command = [sys.executable, "-m", "harness.lm_eval_adapter", "--model", "codd-bench",
+               "--model_args", "steps=8,gen_length=64", "--device", "cpu", "--tasks", "minerva_math500,gsm8k",
+               "--include_path", "harness/lm_eval_tasks", "--apply_chat_template", "--limit", "2",
+               "--output_path", str(tmp_path), "--log_samples"]
+    subprocess.run(command, cwd=repo, env=env, check=True, capture_output=True)
+    results = json.loads(next(tmp_path.rglob("results_*.json")).read_text())["results"]
+    assert "math_verify,none" in results["minerva_math500"]
+    assert "exact_match,flexible-extract" in results["gsm8k"]
+    agreement = subprocess.run([sys.executable, "benchmarks/lm_eval_agreement.py", str(tmp_path)], cwd=repo, env=env,
+                               check=True, capture_output=True, text=True).stdout
+    assert agreement.splitlines() == ["minerva_math500: 2/2 agree (100.0%)", "gsm8k: 2/2 agree (100.0%)"]
