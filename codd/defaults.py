@@ -9,11 +9,10 @@ MATH500.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from codd.storage import CONFIG_FILE
-from harness.errors import HarnessError
+from harness.shipped import shipped_assets, shipped_for
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 FALLBACK_GAMMA = 0.5
@@ -22,21 +21,12 @@ FALLBACK_TAU = 0.2
 
 def shipped_pcs() -> dict[str, Path]:
     """Backbone name -> directory of the PC shipped for it."""
-    found = {}
-    for config in sorted(ASSETS.glob(f"*/{CONFIG_FILE}")):
-        backbone = json.loads(config.read_text()).get("metadata", {}).get("backbone")
-        if backbone:
-            found[backbone] = config.parent
-    return found
+    return shipped_assets(ASSETS, CONFIG_FILE, lambda config: config.get("metadata", {}).get("backbone"))
 
 
 def default_pc_path(backbone_name: str) -> Path:
     """The shipped PC for `backbone_name`; HarnessError naming the backbones that have one."""
-    shipped = shipped_pcs()
-    if backbone_name not in shipped:
-        raise HarnessError(f"no shipped CoDD PC for backbone {backbone_name!r} (shipped for: "
-                           f"{', '.join(sorted(shipped)) or 'none'}); pass one as codd:pc=PATH")
-    return shipped[backbone_name]
+    return shipped_for("CoDD PC", shipped_pcs(), backbone_name, "codd:pc=PATH")
 
 
 def default_settings(metadata: dict) -> tuple[float, float]:

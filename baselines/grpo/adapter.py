@@ -10,13 +10,13 @@ naming the backbone it was trained on.
 from __future__ import annotations
 
 import copy
-import json
 from pathlib import Path
 
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model
 
 from harness.errors import HarnessError
+from harness.shipped import shipped_assets, shipped_for
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 EMBEDDED_TARGETS = ("qkv", "out", "gate", "up", "down")
@@ -39,20 +39,11 @@ def add_lora(model: torch.nn.Module, rank: int, alpha: float, targets=EMBEDDED_T
 
 def shipped_adapters() -> dict[str, Path]:
     """Backbone name -> directory of the adapter shipped for it."""
-    found = {}
-    for record in sorted(ASSETS.glob("*/compute.json")):
-        backbone = json.loads(record.read_text()).get("backbone")
-        if backbone and (record.parent / ADAPTER_CONFIG).is_file():
-            found[backbone] = record.parent
-    return found
+    return shipped_assets(ASSETS, "compute.json", lambda record: record.get("backbone"), required=ADAPTER_CONFIG)
 
 
 def default_adapter_path(backbone_name: str) -> Path:
-    shipped = shipped_adapters()
-    if backbone_name not in shipped:
-        raise HarnessError(f"no shipped diffu-GRPO adapter for backbone {backbone_name!r} (shipped for: "
-                           f"{', '.join(sorted(shipped)) or 'none'}); pass one as diffu-grpo:adapter=PATH")
-    return shipped[backbone_name]
+    return shipped_for("diffu-GRPO adapter", shipped_adapters(), backbone_name, "diffu-grpo:adapter=PATH")
 
 
 def adapted(backbone, path: str | Path):
