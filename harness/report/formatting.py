@@ -43,7 +43,7 @@ _METHODS = ("sequential", "factorized", "codd")
 _SETUP = [_field("model", context=True), _field("protocol", context=True), _field("mode", context=True),
           _field("gen_length", "gen length", context=True), _field("block_length", "block", context=True),
           _field("temperature", "T", context=True)]
-_CELL = [_field("task"), *_SETUP, _field("sampler"), _field("remasking"), _field("steps"),
+_CELL = [_field("task"), *_SETUP, _field("sampler"), _field("remasking", context=True), _field("steps"),
          Column("tokens/step", lambda r: f"{r['gen_length'] / r['steps']:g}")]
 
 ACCURACY = [
@@ -56,13 +56,12 @@ ACCURACY = [
 ]
 PAIRED = [
     *_CELL, _field("pairs"),
-    Column("factorized %", lambda r: percent(r["baseline_accuracy"])),
-    Column("sampler %", lambda r: percent(r["accuracy"])),
+    Column("accuracy %: factorized → sampler", lambda r: f"{percent(r['baseline_accuracy'])} → {percent(r['accuracy'])}"),
     Column("Δ (pp)", lambda r: percent(r["difference"], signed=True)),
     Column("95% CI of Δ", lambda r: interval(r["ci_low"], r["ci_high"], signed=True)),
     Column("wins / losses", lambda r: f"{r['only_sampler']} / {r['only_baseline']}"),
     Column("McNemar p", lambda r: p_value(r["mcnemar_p"])),
-    Column("gap to sequential closed %", lambda r: "" if r["gap_closed"] is None else percent(r["gap_closed"])),
+    Column("gap closed %", lambda r: "" if r["gap_closed"] is None else percent(r["gap_closed"])),
 ]
 LATENCY = [
     *_CELL, _field("n"),
