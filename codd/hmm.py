@@ -55,7 +55,8 @@ def _categorical(log_weights: torch.Tensor, uniform: torch.Tensor) -> torch.Tens
 def _check_log_table(name: str, table: torch.Tensor) -> None:
     if torch.isnan(table).any() or (table == float("inf")).any():
         raise ValueError(f"{name} has negative, NaN or infinite probabilities")
-    sums = table.double().logsumexp(-1).exp().reshape(-1)
+    # At least float32, without a copy of a float32 table (a float64 copy of beta is 1 GB at real scale).
+    sums = table.to(torch.promote_types(table.dtype, torch.float32)).logsumexp(-1).exp().reshape(-1)
     worst = sums[(sums - 1).abs().argmax()].item()
     if not abs(worst - 1) <= 1e-3:
         raise ValueError(f"{name} is not normalised: a row sums to {worst:.6g}, not 1")
