@@ -148,8 +148,7 @@ def test_cli_runs_factorized_codd_and_diffu_grpo_offline(family, checkpoints, sa
     """The whole `run` command on a tiny remote-code checkpoint, with factorized decoding, CoDD with a
     PC in our format, CoDD with a pyjuice .jpc and diffu-GRPO with a LoRA adapter; each sample is
     decoded and recorded."""
-    if not JPC_V300.is_file():
-        pytest.skip(f"pyjuice fixture {JPC_V300} missing")
+    assert JPC_V300.is_file(), f"pyjuice fixture {JPC_V300} missing (../shared/fixtures)"
     out = tmp_path / "run"
     done = run_cli("--tasks", "sudoku4", "--model", str(checkpoints[family]), "--trust-remote-code",
                    "--samplers", f"factorized,codd:pc={saved_pc},codd:pc={JPC_V300},diffu-grpo:adapter={adapter}", "--tokens-per-step", "4",
@@ -256,8 +255,7 @@ def test_released_pc_is_the_default_for_its_task_from_the_cache(checkpoints, tmp
     """On a LLaDA-family backbone, `codd` without pc= gets the authors' gsm8k circuit, read offline
     from the HF cache (here a stand-in .jpc with the tiny vocabulary)."""
     from harness.runner import RunOptions, plan
-    if not JPC_V300.is_file():
-        pytest.skip(f"pyjuice fixture {JPC_V300} missing")
+    assert JPC_V300.is_file(), f"pyjuice fixture {JPC_V300} missing (../shared/fixtures)"
     _cached_repo(tmp_path / "hub", "il18/llada-gsm-pc", {"llada_gsm.jpc": JPC_V300})
     _offline_cache(monkeypatch, tmp_path / "hub")
     cells = plan(RunOptions(tasks=("gsm8k",), samplers=("codd:gamma=0.5",), model=str(checkpoints["llada"]),

@@ -1,8 +1,10 @@
-"""Argument types shared by subcommands: each rejects bad values with one clear line."""
+"""What subcommands share about their arguments: types that reject bad values with one clear
+line, the data-dir option, and the explicit command line a training run records."""
 
 from __future__ import annotations
 
 import argparse
+import shlex
 
 
 def positive_int(text: str) -> int:
@@ -40,3 +42,18 @@ def sampler_list(text: str) -> tuple[str, ...]:
     if not specs:
         raise argparse.ArgumentTypeError("expected at least one sampler")
     return tuple(specs)
+
+
+def add_data_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", default=None,
+                        help="folder with gsm8k/, math500/, math/ (else $HARNESS_DATA_DIR, else the Hugging Face hub)")
+
+
+def explicit_command(command: str, options: dict) -> str:
+    """`python -m harness COMMAND --option value ...` with every option spelled out (those that
+    are None left out), as compute.json records it so that a run can be reproduced exactly."""
+    words = []
+    for name, value in options.items():
+        if value is not None:
+            words += ["--" + name.replace("_", "-"), str(value)]
+    return f"python -m harness {command} " + shlex.join(words)

@@ -12,6 +12,7 @@ from pathlib import Path
 from harness import environment
 from harness.check import (DEFAULT_ALPHA, DEFAULT_TOLERANCE, baseline_document, compare, format_verdicts,
                            load_baseline, options_from_config)
+from harness.commands.arguments import add_data_dir
 from harness.commands.run import manifest
 from harness.errors import HarnessError
 from harness.report.inputs import load_inputs
@@ -48,7 +49,7 @@ def add_parser(commands) -> None:
     p.add_argument("--tolerance", type=float, default=None,
                    help=f"largest accepted accuracy drop, absolute (default: FILE's, {DEFAULT_TOLERANCE} for new files)")
     p.add_argument("--update", action="store_true", help="rewrite FILE from these results instead of comparing")
-    p.add_argument("--data-dir", default=None, help="folder with the real datasets (else $HARNESS_DATA_DIR)")
+    add_data_dir(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=main)
 

@@ -14,7 +14,7 @@ from codd import load_pc
 from codd.defaults import shipped_pcs
 from harness import environment
 from harness.backbones import load_backbone
-from harness.commands.arguments import positive_int
+from harness.commands.arguments import add_data_dir, positive_int
 from harness.errors import HarnessError
 from harness.gap import measure_gap, table_rows
 from harness.report import formatting
@@ -42,7 +42,7 @@ def add_parser(commands) -> None:
     p.add_argument("--dtype", default="float32", help="backbone compute dtype: float32 or bfloat16")
     p.add_argument("--seed", type=int, default=0, help="seed of the windows and masks (default 0)")
     p.add_argument("--batch-size", type=positive_int, default=32, help="sequences per backbone call (default 32)")
-    p.add_argument("--data-dir", default=None, help="folder with the task's data (else $HARNESS_DATA_DIR, else the hub)")
+    add_data_dir(p)
     p.add_argument("--out", default=None, help="output directory (default results/<timestamp>-gap-<task>)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=main)

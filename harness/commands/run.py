@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 import torch
 
 from harness import environment
-from harness.commands.arguments import name_list, positive_int, positive_int_list, sampler_list
+from harness.commands.arguments import add_data_dir, name_list, positive_int, positive_int_list, sampler_list
 from harness.distributed import (DEFAULT_BARRIER_TIMEOUT_MINUTES, World, claim_device, describe_rank, detect_world,
                                  process_group)
 from harness.backbones import resolve_device
@@ -70,8 +70,7 @@ def add_parser(commands) -> None:
     p.add_argument("--protocol", default="native", choices=list(PROTOCOLS),
                    help="evaluation protocol: " + "; ".join(f"{n}: {p.description}" for n, p in PROTOCOLS.items()))
     p.add_argument("--split", default="test", help="dataset split to evaluate (default test)")
-    p.add_argument("--data-dir", default=None,
-                   help="folder with gsm8k/, math500/, math/ (else $HARNESS_DATA_DIR, else the Hugging Face hub)")
+    add_data_dir(p)
     p.add_argument("--out", default=None, help="run directory (default results/<timestamp>-<config>)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--reshard", action="store_true",

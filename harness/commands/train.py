@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import random
-import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from tqdm import tqdm
 
 from harness.backbones.embedded import ASSETS, save_embedded
 from harness.backbones.transformer import TransformerConfig
-from harness.commands.arguments import positive_int
+from harness.commands.arguments import add_data_dir, explicit_command, positive_int
 from harness.errors import HarnessError
 from harness.training.compute import write_compute_record
 from harness.training.grid_layout import grid_regions
@@ -73,8 +72,7 @@ def add_parser(commands) -> None:
     p.add_argument("--tokenizer", default=str(TOKENIZER_DIR),
                    help="tokenizer folder; trained there from every embedded task's training text if missing "
                         "(default: the shipped one)")
-    p.add_argument("--data-dir", default=None,
-                   help="folder with gsm8k/ and math/ (else $HARNESS_DATA_DIR, else the Hugging Face hub)")
+    add_data_dir(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=main)
 
@@ -124,11 +122,8 @@ def family_pairs(family: str, tokenizer, data_dir: str | None) -> list[Pair]:
 
 def command_line(args: argparse.Namespace) -> str:
     """The full command with every option explicit, as recorded in compute.json."""
-    options = ["--family", args.family, "--out", args.out, "--steps", args.steps, "--batch-size", args.batch_size,
-               "--lr", args.lr, "--seed", args.seed, "--layers", args.layers, "--heads", args.heads, "--dim", args.dim]
-    if args.data_dir:
-        options += ["--data-dir", args.data_dir]
-    return "python -m harness train " + shlex.join(map(str, options))
+    names = ("family", "out", "steps", "batch_size", "lr", "seed", "layers", "heads", "dim")
+    return explicit_command("train", {**{name: getattr(args, name) for name in names}, "data_dir": args.data_dir or None})
 
 
 def main(args: argparse.Namespace) -> int:

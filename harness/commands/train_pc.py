@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import random
-import shlex
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ from codd.storage import save_pc
 from codd.training import (CHECKPOINT, RATIOS, PCTrainConfig, PCTrainState, WindowSet, cache_windows, choose_gamma,
                            evaluate, flops_per_window, random_masks, ratio_masks, train_pc)
 from harness.backbones import load_backbone
-from harness.commands.arguments import positive_int
+from harness.commands.arguments import add_data_dir, explicit_command, positive_int
 from harness.commands.train import family_pairs, family_tasks
 from harness.errors import HarnessError
 from harness.training.compute import write_compute_record
@@ -77,8 +76,7 @@ def add_parser(commands) -> None:
     p.add_argument("--train-pairs", type=positive_int, default=None, help="training sequences (at most)")
     p.add_argument("--val-pairs", type=positive_int, default=None, help="held-out sequences")
     p.add_argument("--seed", type=int, default=0, help="seed of the split, masks, initialisation and shuffling")
-    p.add_argument("--data-dir", default=None,
-                   help="folder with gsm8k/ and math/ (else $HARNESS_DATA_DIR, else the Hugging Face hub)")
+    add_data_dir(p)
     p.add_argument("--quiet", action="store_true", help="no per-epoch lines")
     p.set_defaults(func=main)
 
@@ -99,11 +97,9 @@ def _fill_preset(args: argparse.Namespace) -> None:
 
 def command_line(args: argparse.Namespace) -> str:
     """The full command with every option explicit, as recorded in compute.json."""
-    options = ["--family", args.family, "--out", args.out, "--model", args.model]
-    for option in asdict(PRESETS[args.family]):
-        options += ["--" + option.replace("_", "-"), getattr(args, option)]
-    options += ["--seed", args.seed] + (["--data-dir", args.data_dir] if args.data_dir else [])
-    return "python -m harness train-pc " + shlex.join(map(str, options))
+    names = ("family", "out", "model", *asdict(PRESETS[args.family]), "seed")
+    return explicit_command("train-pc", {**{name: getattr(args, name) for name in names},
+                                         "data_dir": args.data_dir or None})
 
 
 def _cached_windows(args, backbone, out: Path) -> tuple[dict, float]:

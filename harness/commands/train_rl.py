@@ -10,7 +10,6 @@ for minutes on a CPU. Re-running the same command with the same --out resumes.
 from __future__ import annotations
 
 import argparse
-import shlex
 from dataclasses import fields, replace
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from baselines.grpo.adapter import network
 from baselines.grpo.rewards import reward
 from baselines.grpo.trainer import CHECKPOINT, GRPOConfig, flops_estimate, train
 from harness.backbones import load_backbone
-from harness.commands.arguments import name_list, positive_int
+from harness.commands.arguments import add_data_dir, explicit_command, name_list, positive_int
 from harness.decoding import DecodeConfig
 from harness.errors import HarnessError
 from harness.training.compute import write_compute_record
@@ -67,7 +66,7 @@ def add_parser(commands) -> None:
     p.add_argument("--limit", type=positive_int, default=None, help="first N train examples of each task")
     p.add_argument("--seed", type=int, default=0, help="seed of the adapter, prompts, rollouts and masks (default 0)")
     p.add_argument("--checkpoint-every", type=positive_int, default=None, help="steps between checkpoints (default 10)")
-    p.add_argument("--data-dir", default=None, help="folder with gsm8k/ and math/ (else $HARNESS_DATA_DIR, else the hub)")
+    add_data_dir(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=main)
 
@@ -86,16 +85,11 @@ def grpo_config(args: argparse.Namespace) -> GRPOConfig:
 
 def command_line(args: argparse.Namespace, config: GRPOConfig) -> str:
     """The full command with every option explicit, as recorded in compute.json."""
-    options = ["--task", ",".join(args.task), "--out", args.out, "--model", args.model]
-    for f in fields(GRPOConfig):
-        if f.name in OPTIONS:
-            options += ["--" + f.name.replace("_", "-"), getattr(config, f.name)]
-    options += ["--temperature", args.temperature, "--tokens-per-step", args.tokens_per_step]
-    if args.limit:
-        options += ["--limit", args.limit]
-    if args.data_dir:
-        options += ["--data-dir", args.data_dir]
-    return "python -m harness train-rl " + shlex.join(map(str, options))
+    return explicit_command("train-rl", {
+        "task": ",".join(args.task), "out": args.out, "model": args.model,
+        **{f.name: getattr(config, f.name) for f in fields(GRPOConfig) if f.name in OPTIONS},
+        "temperature": args.temperature, "tokens_per_step": args.tokens_per_step, "limit": args.limit or None,
+        "data_dir": args.data_dir or None})
 
 
 def main(args: argparse.Namespace) -> int:
