@@ -106,6 +106,25 @@ def test_training_lowers_validation_loss_and_resumes_exactly(tmp_path):
               tmp_path / "b", MASK_ID, PAD_ID)
 
 
+def test_time_limited_chunks_end_where_one_run_ends_and_keep_the_validation_curve(tmp_path):
+    train_pairs, val_pairs = copy_pairs(100, seed=4), copy_pairs(16, seed=5)
+    config = TrainConfig(steps=12, batch_size=8, lr=1e-2, seed=0, checkpoint_every=4, warmup_steps=2,
+                         autocast_bf16=True)
+    straight = train(tiny_config(), config, train_pairs, val_pairs, tmp_path / "a", MASK_ID, PAD_ID)
+    calls = 0
+    while True:  # max_seconds=0: every call stops after one step
+        calls += 1
+        chunked = train(tiny_config(), config, train_pairs, val_pairs, tmp_path / "b", MASK_ID, PAD_ID, max_seconds=0)
+        if chunked.step == config.steps:
+            break
+    assert calls == config.steps
+    for (name, a), b in zip(straight.model.state_dict().items(), chunked.model.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert [point["step"] for point in chunked.curve] == [4, 8, 12]
+    assert [point["val_loss"] for point in chunked.curve] == [point["val_loss"] for point in straight.curve]
+    assert chunked.curve[-1]["val_loss"] < chunked.curve[0]["val_loss"]
+
+
 def test_grid_regions_point_at_the_puzzle_and_answer_digits():
     tok = load_tokenizer(TOKENIZER_DIR)
     pairs, grids = [], []

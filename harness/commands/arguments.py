@@ -17,6 +17,16 @@ def positive_int(text: str) -> int:
     return value
 
 
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
 def positive_int_list(text: str) -> tuple[int, ...]:
     """A comma-separated list of positive integers, e.g. `64,128,256`."""
     return tuple(positive_int(item) for item in text.split(","))

@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from harness.backbones.embedded import ASSETS, save_embedded
 from harness.backbones.transformer import TransformerConfig
-from harness.commands.arguments import add_data_dir, explicit_command, positive_int
+from harness.commands.arguments import add_data_dir, explicit_command, positive_float, positive_int
 from harness.errors import HarnessError
 from harness.training.compute import write_compute_record
 from harness.training.grid_layout import grid_regions
@@ -36,15 +36,17 @@ class Preset:
     heads: int
     dim: int
     grid: bool = False  # row/column/box embeddings for the sudoku grids
+    precision: str = "float32"
 
 
 PRESETS = {
     "names": Preset(steps=1200, batch_size=64, lr=3e-3, layers=2, heads=2, dim=64),
     "sudoku": Preset(steps=800, batch_size=64, lr=2e-3, layers=4, heads=4, dim=128, grid=True),
     "countdown": Preset(steps=1500, batch_size=64, lr=2e-3, layers=4, heads=4, dim=128),
-    "math": Preset(steps=600, batch_size=16, lr=1.5e-3, layers=4, heads=4, dim=192),
+    "math": Preset(steps=1500, batch_size=32, lr=1e-3, layers=6, heads=5, dim=320, precision="bfloat16"),
 }
 TOKENIZER_DIR = ASSETS / "tokenizer"
+PRECISIONS = ("float32", "bfloat16")
 VOCAB_SIZE = 4096
 VALIDATION_PAIRS = 256
 # Longer pairs (a few MATH problems with very long statements) are left out: on CPU one of them
@@ -68,6 +70,11 @@ def add_parser(commands) -> None:
     p.add_argument("--layers", type=positive_int, default=None, help="transformer blocks")
     p.add_argument("--heads", type=positive_int, default=None, help="attention heads")
     p.add_argument("--dim", type=positive_int, default=None, help="model width")
+    p.add_argument("--precision", choices=PRECISIONS, default=None,
+                   help="bfloat16: autocast the matrix products (2.4x faster on a CPU with AVX512-BF16; weights and "
+                        "optimizer stay float32)")
+    p.add_argument("--max-minutes", type=positive_float, default=None,
+                   help="checkpoint and stop after this much wall time; re-run the same command to resume")
     p.add_argument("--checkpoint-every", type=positive_int, default=100, help="steps between checkpoints (default 100)")
     p.add_argument("--tokenizer", default=str(TOKENIZER_DIR),
                    help="tokenizer folder; trained there from every embedded task's training text if missing "
@@ -122,13 +129,13 @@ def family_pairs(family: str, tokenizer, data_dir: str | None) -> list[Pair]:
 
 def command_line(args: argparse.Namespace) -> str:
     """The full command with every option explicit, as recorded in compute.json."""
-    names = ("family", "out", "steps", "batch_size", "lr", "seed", "layers", "heads", "dim")
+    names = ("family", "out", "steps", "batch_size", "lr", "seed", "layers", "heads", "dim", "precision")
     return explicit_command("train", {**{name: getattr(args, name) for name in names}, "data_dir": args.data_dir or None})
 
 
 def main(args: argparse.Namespace) -> int:
     preset = PRESETS[args.family]
-    for option in ("steps", "batch_size", "lr", "layers", "heads", "dim"):
+    for option in ("steps", "batch_size", "lr", "layers", "heads", "dim", "precision"):
         if getattr(args, option) is None:
             setattr(args, option, getattr(preset, option))
     if args.dim % args.heads or (args.dim // args.heads) % 2:
@@ -143,7 +150,7 @@ def main(args: argparse.Namespace) -> int:
     model_config = TransformerConfig(vocab_size=len(tokenizer), n_layer=args.layers, n_head=args.heads,
                                      d_model=args.dim, grid_regions=grid_regions(pairs, tokenizer) if preset.grid else [])
     config = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                         checkpoint_every=args.checkpoint_every)
+                         checkpoint_every=args.checkpoint_every, autocast_bf16=args.precision == "bfloat16")
 
     bar = tqdm(total=args.steps, desc=f"train {args.family}", disable=args.quiet, unit="step")
 
@@ -152,14 +159,20 @@ def main(args: argparse.Namespace) -> int:
         bar.set_postfix(loss=f"{loss:.3f}", val=f"{state.val_loss:.3f}" if state.val_loss is not None else "-")
 
     state = train(model_config, config, train_pairs, val_pairs, out, tokenizer.mask_token_id,
-                  tokenizer.pad_token_id, on_step=show)
+                  tokenizer.pad_token_id, on_step=show,
+                  max_seconds=None if args.max_minutes is None else 60 * args.max_minutes)
     bar.close()
+    if state.step < args.steps:
+        print(f"{args.family}: stopped at step {state.step} of {args.steps} after --max-minutes {args.max_minutes:g} "
+              f"(val loss {state.val_loss:.4f}); re-run the same command to resume")
+        return 0
     save_embedded(state.model, out, args.family, tokenizer_dir)
     params = state.model.num_params()
     write_compute_record(out, kind="model", task=args.family, wall_seconds=state.wall_seconds, steps=state.step,
                          tokens=state.tokens, trainable_params=params, flops_estimate=6.0 * params * state.tokens,
                          command=command_line(args), val_loss=state.val_loss, train_pairs=len(train_pairs),
-                         val_pairs=len(val_pairs), threads=torch.get_num_threads())
+                         val_pairs=len(val_pairs), threads=torch.get_num_threads(), precision=args.precision,
+                         val_curve=state.curve)
     (out / CHECKPOINT).unlink()
     print(f"{args.family}: {state.step} steps, val loss {state.val_loss:.4f}, {state.wall_seconds:.0f} s -> {out}")
     return 0

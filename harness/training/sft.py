@@ -19,7 +19,7 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -48,6 +48,9 @@ class TrainConfig:
     seed: int
     checkpoint_every: int = 100
     warmup_steps: int = 50
+    # bfloat16 autocast of the matrix products (master weights and optimizer stay float32): on a CPU
+    # with AVX512-BF16 a training step of the math model runs 2.4x faster than in float32.
+    autocast_bf16: bool = False
 
 
 def make_pair(prompt: list[int], target: list[int], gen_length: int, eos_id: int) -> Pair | None:
@@ -113,13 +116,15 @@ class TrainState:
     tokens: int = 0
     wall_seconds: float = 0.0
     val_loss: float | None = None
+    # One point per validation: step, tokens, wall_seconds, val_loss (the loss-vs-compute curve).
+    curve: list[dict] = field(default_factory=list)
 
     def save(self, path: Path, config: TrainConfig) -> None:
         """Write atomically: a kill during the write leaves the previous checkpoint intact."""
         tmp = path.with_suffix(".tmp")
         torch.save({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                     "generator": self.generator.get_state(), "step": self.step, "tokens": self.tokens,
-                    "wall_seconds": self.wall_seconds, "val_loss": self.val_loss,
+                    "wall_seconds": self.wall_seconds, "val_loss": self.val_loss, "curve": self.curve,
                     "train_config": asdict(config), "model_config": self.model.config.to_dict()}, tmp)
         os.replace(tmp, path)
 
@@ -135,18 +140,21 @@ class TrainState:
         self.optimizer.load_state_dict(saved["optimizer"])
         self.generator.set_state(saved["generator"])
         self.step, self.tokens = saved["step"], saved["tokens"]
-        self.wall_seconds, self.val_loss = saved["wall_seconds"], saved["val_loss"]
+        self.wall_seconds, self.val_loss, self.curve = saved["wall_seconds"], saved["val_loss"], saved["curve"]
 
 
 def train(model_config: TransformerConfig, config: TrainConfig, train_pairs: list[Pair], val_pairs: list[Pair],
           out: Path, mask_id: int, pad_id: int,
-          on_step: Callable[[TrainState, float], None] | None = None) -> TrainState:
+          on_step: Callable[[TrainState, float], None] | None = None,
+          max_seconds: float | None = None) -> TrainState:
     """Train from scratch, or from `out/checkpoint.pt` when a run with the same settings left one.
 
     Checkpoints every `config.checkpoint_every` steps and at the end (with the validation
     loss). Batches are drawn with replacement from one seeded generator whose state is
     checkpointed, so an interrupted and resumed run ends with the same weights as an
     uninterrupted one. `on_step(state, loss)` runs after every step (progress display).
+    With `max_seconds`, the call checkpoints and stops after the first step past that much wall
+    time (`state.step < config.steps` then): long runs go in chunks that each fit one command.
     """
     torch.manual_seed(config.seed)
     model = MaskedDiffusionTransformer(model_config)
@@ -156,6 +164,7 @@ def train(model_config: TransformerConfig, config: TrainConfig, train_pairs: lis
     checkpoint = Path(out) / CHECKPOINT
     if checkpoint.is_file():
         state.load(checkpoint, config)
+    call_started = time.perf_counter()
     model.train()
     while state.step < config.steps:
         started = time.perf_counter()
@@ -163,22 +172,30 @@ def train(model_config: TransformerConfig, config: TrainConfig, train_pairs: lis
             group["lr"] = learning_rate(state.step, config)
         picks = torch.randint(len(train_pairs), (config.batch_size,), generator=state.generator)
         ids, attention, response = collate([train_pairs[i] for i in picks.tolist()], pad_id)
-        loss = sft_loss(model, ids, attention, response, mask_id, state.generator)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.autocast_bf16):
+            loss = sft_loss(model, ids, attention, response, mask_id, state.generator)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         state.step += 1
         state.tokens += int(attention.sum())
-        last = state.step == config.steps
-        if last or state.step % config.checkpoint_every == 0:
+        checkpointing = state.step == config.steps or state.step % config.checkpoint_every == 0
+        if checkpointing:
             model.eval()
-            state.val_loss = validation_loss(model, val_pairs, config.batch_size, mask_id, pad_id)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.autocast_bf16):
+                state.val_loss = validation_loss(model, val_pairs, config.batch_size, mask_id, pad_id)
             model.train()
         state.wall_seconds += time.perf_counter() - started
-        if last or state.step % config.checkpoint_every == 0:
+        if checkpointing:
+            state.curve.append({"step": state.step, "tokens": state.tokens, "wall_seconds": state.wall_seconds,
+                                "val_loss": state.val_loss})
+        out_of_time = max_seconds is not None and time.perf_counter() - call_started > max_seconds
+        if checkpointing or out_of_time:
             state.save(checkpoint, config)
         if on_step is not None:
             on_step(state, loss.item())
+        if out_of_time:
+            break
     model.eval()
     return state
