@@ -402,3 +402,24 @@ def test_an_adapter_for_another_network_is_refused(checkpoints, adapters, tmp_pa
     assert done.stderr.count("\n") == 1 and "does not fit backbone" in done.stderr
     assert "7 of the 7 modules it adapts are not in its network, e.g. model.layers.0.mlp.down_proj" in done.stderr
     assert not out.exists()
+
+
+def test_a_pc_must_span_the_padded_embedding_width(tmp_path):
+    """LLaDA-style configs may pad embedding_size beyond vocab_size; the logits, and so the PC's
+    emission table, span the padded width: a PC sized to vocab_size is refused before decoding, one
+    of the padded width decodes."""
+    from harness.runner import RunOptions, plan
+    padded = make_checkpoint(tmp_path / "padded", "llada", embedding_size=VOCAB + 4)
+    assert load_backbone(str(padded), "sudoku", trust_remote_code=True).vocab_size == VOCAB + 4
+    narrow, wide = (save_pc(HMM.random(8, v, torch.Generator().manual_seed(0), window=16), tmp_path / f"pc{v}")
+                    for v in (VOCAB, VOCAB + 4))
+    options = dict(tasks=("sudoku4",), model=str(padded), trust_remote_code=True, limit=1)
+    with pytest.raises(HarnessError, match=f"vocabulary of {VOCAB} tokens but backbone .* has {VOCAB + 4} "
+                                           r"\(the width of its logits, padded embeddings included\)"):
+        plan(RunOptions(samplers=(f"codd:pc={narrow}",), **options))
+    out = tmp_path / "run"
+    done = run_cli("--tasks", "sudoku4", "--model", str(padded), "--trust-remote-code", "--samplers",
+                   f"codd:pc={wide}", "--tokens-per-step", "4", "--limit", "1", "--device", "cpu", "--out", str(out),
+                   "--quiet", "--no-report", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert len(records(out)) == 1
