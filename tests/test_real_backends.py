@@ -423,3 +423,18 @@ def test_a_pc_must_span_the_padded_embedding_width(tmp_path):
                    "--quiet", "--no-report", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert len(records(out)) == 1
+
+
+def test_default_samplers_offline_leave_out_an_uncached_released_pc(checkpoints, tmp_path, data_dir):
+    """`run` without --samplers on a LLaDA checkpoint for gsm8k, offline, with the authors' PC not in
+    the cache: codd is left out with a one-line note, the rest runs."""
+    out = tmp_path / "run"
+    done = run_cli("--tasks", "gsm8k", "--model", str(checkpoints["llada"]), "--trust-remote-code", "--gen-length",
+                   "16", "--block-length", "16", "--tokens-per-step", "4", "--limit", "1", "--device", "cpu",
+                   "--data-dir", str(data_dir), "--out", str(out), "--quiet", "--no-report", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    notes = [line for line in done.stderr.splitlines() if line.startswith("note:")]
+    assert notes == ["note: codd left out for gsm8k: PC il18/llada-gsm-pc is not in the Hugging Face cache and "
+                     "HF_HUB_OFFLINE is set; download it first (huggingface-cli download il18/llada-gsm-pc) or "
+                     "pass a local path"]
+    assert {r["sampler"] for r in records(out)} == {"factorized"}
