@@ -7,7 +7,9 @@ Papers evaluate differently, and numbers only compare within one protocol (DESIG
   gen length 512, blocks of 32) for math500 and gsm8k. Our math500 and gsm8k already carry their
   system prompts, and our scorers follow lm-eval's (math_verify; flexible-extract).
 * `d1`: d1's setup: its instruction and <reasoning>/<answer> format in the user turn, steps = L/2
-  (2 tokens per step), d1's own sudoku and countdown test sets (sudoku: the 256 puzzles d1 draws
+  (2 tokens per step), gen length 128 and blocks of 32 for every task (the defaults of d1's
+  eval/eval.py; its eval/run_eval.sh sweeps gen lengths 128, 256 and 512, all with blocks of 32:
+  --gen-length picks one), d1's own sudoku and countdown test sets (sudoku: the 256 puzzles d1 draws
   with numpy seed 42, scored like d1 by cell accuracy against the one solution the file lists,
   although about a quarter of those puzzles have several solutions).
 
@@ -102,8 +104,9 @@ PROTOCOLS = {p.name: p for p in (
     Protocol("native", "this project's prompts, gen lengths, scorers and test sets"),
     Protocol("codd", "the CoDD paper: zero-shot, chat template, the authors' system prompts, gen length 512, Lb 32",
              tasks=("math500", "gsm8k"), gen_length=512, block_length=32),
-    Protocol("d1", "the d1 paper: its prompts and <answer> format, steps = gen length / 2, its sudoku/countdown "
-                   "test sets", tasks=("math500", "gsm8k", "sudoku4", "countdown"), tokens_per_step=2,
+    Protocol("d1", "the d1 paper: its prompts and <answer> format, gen length 128 (d1 also reports 256, 512), Lb 32, "
+                   "steps = gen length / 2, its sudoku/countdown test sets",
+             tasks=("math500", "gsm8k", "sudoku4", "countdown"), gen_length=128, block_length=32, tokens_per_step=2,
              instructions={"math500": D1_MATH, "gsm8k": D1_MATH, "countdown": D1_COUNTDOWN, "sudoku4": D1_SUDOKU}),
 )}
 
