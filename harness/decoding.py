@@ -71,7 +71,7 @@ class DecodeConfig:
         if self.top_p is not None and not 0 < self.top_p <= 1:
             raise HarnessError(f"top-p must be in (0, 1], got {self.top_p}")
         if self.top_k is not None and self.top_k < 1:
-            raise HarnessError(f"top-k must be >= 1, got {self.top_k}")
+            raise HarnessError(f"top-k must be >= 1 (0 on the command line: no top-k filter), got {self.top_k}")
         if not 0 < self.eps < 1:
             raise HarnessError(f"eps must be in (0, 1), got {self.eps}")
 

@@ -43,6 +43,8 @@ class RunOptions:
     gen_length: int | None = None
     block_length: int | None = None
     temperature: float | None = None
+    top_p: float | None = None      # None: the model's; 1 = no nucleus filter
+    top_k: int | None = None        # None: the model's; 0 = no top-k filter
     cfg_scale: float = 0.0
     early_stop: bool = True
     model: str = "embedded"
@@ -82,8 +84,8 @@ def _decode_config(task: Task, backbone: Backbone, options: RunOptions, protocol
         temperature=float(temperature),
         remasking=remasking,
         cfg_scale=options.cfg_scale,
-        top_p=defaults.top_p,
-        top_k=defaults.top_k,
+        top_p=defaults.top_p if options.top_p is None else options.top_p,
+        top_k=defaults.top_k if options.top_k is None else (options.top_k or None),
         early_stop=options.early_stop,
     )
 
@@ -189,7 +191,8 @@ def _run_batch(cell: Cell, batch: list[Example], options: RunOptions) -> list[di
             "task": task.name, "example_id": ex.id, "sampler": cell.sampler.spec,
             "remasking": config.remasking, "steps": config.steps, "seed": options.seed, "row_seed": seeds[row],
             "gen_length": config.gen_length, "block_length": config.block_length, "mode": config.mode,
-            "temperature": config.temperature, "model": options.model, "protocol": options.protocol,
+            "temperature": config.temperature, "top_p": config.top_p, "top_k": config.top_k,
+            "model": options.model, "protocol": options.protocol,
             "completion": completion, "extracted": score.extracted, "correct": bool(score.correct),
             "details": score.details, "reference": ex.reference,
             "nfe": int(generation.nfe[row]), "seconds": round(seconds, 6),

@@ -257,8 +257,8 @@ def test_loaded_backbone_follows_its_family(checkpoints):
     llada = load_backbone(str(checkpoints["llada"]), "math", trust_remote_code=True)
     dream = load_backbone(str(checkpoints["dream"]), "math", trust_remote_code=True)
     assert (llada.defaults.mode, llada.defaults.temperature, llada.shifted_logits) == ("block", 0.0, False)
-    assert (dream.defaults.mode, dream.defaults.temperature, dream.defaults.top_p, dream.shifted_logits) == \
-        ("full", 0.2, 0.95, True)
+    assert (dream.defaults.mode, dream.defaults.temperature, dream.defaults.top_p, dream.defaults.top_k,
+            dream.shifted_logits) == ("full", 0.2, 0.95, 50, True)
     assert (llada.mask_id, llada.eos_id, llada.pad_id, llada.vocab_size) == (0, 1, 2, VOCAB)
     assert llada.encode_chat([{"role": "user", "content": "hi"}])[-1] == llada.tokenizer.convert_tokens_to_ids(
         "<|assistant|>")
@@ -438,3 +438,34 @@ def test_default_samplers_offline_leave_out_an_uncached_released_pc(checkpoints,
                      "HF_HUB_OFFLINE is set; download it first (huggingface-cli download il18/llada-gsm-pc) or "
                      "pass a local path"]
     assert {r["sampler"] for r in records(out)} == {"factorized"}
+
+
+def test_sampling_filters_are_options_recorded_per_sample(checkpoints, tmp_path):
+    """Dream runs at its authors' T 0.2, top-p 0.95 and top-k 50 unless told otherwise; --top-k 0 and
+    --top-p 1 switch the filters off; every record names the values it was decoded with."""
+    def run(*options):
+        out = tmp_path / f"run{len(options)}"
+        done = run_cli("--tasks", "sudoku4", "--model", str(checkpoints["dream"]), "--trust-remote-code", "--samplers",
+                       "factorized", "--tokens-per-step", "4", "--limit", "1", "--device", "cpu", "--out", str(out),
+                       "--quiet", "--no-report", *options, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        return {k: records(out)[0][k] for k in ("temperature", "top_p", "top_k")}
+    assert run() == {"temperature": 0.2, "top_p": 0.95, "top_k": 50}
+    assert run("--top-k", "0", "--top-p", "1", "--temperature", "0.7") == {"temperature": 0.7, "top_p": 1.0,
+                                                                          "top_k": None}
+
+
+def test_top_k_reaches_the_decoder(checkpoints):
+    """At T 1, top-k 1 leaves one candidate per position: two random streams decode the same tokens,
+    which they do not without the filter."""
+    from harness.runner import RunOptions, plan
+    def decode(top_k):
+        cell = plan(RunOptions(tasks=("sudoku4",), model=str(checkpoints["llada"]), trust_remote_code=True,
+                               temperature=1.0, top_k=top_k, tokens_per_step=(4,), limit=1))[0]
+        ids, mask = cell.backbone.left_pad([cell.backbone.encode_chat(cell.task.prompt(cell.examples[0]))])
+        return [cell.sampler.generate(cell.backbone, ids, mask, cell.config, [torch.Generator().manual_seed(seed)])
+                .tokens.tolist() for seed in (1, 2)]
+    first, second = decode(1)
+    assert first == second
+    first, second = decode(0)
+    assert first != second

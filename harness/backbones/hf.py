@@ -35,8 +35,10 @@ FAMILIES = {
     # LLaDA: block diffusion, greedy, low-confidence remasking, blocks of 32.
     "llada": Family(DecodingDefaults(mode="block", temperature=0.0, remasking="low_confidence", block_length=32),
                     shifted_logits=False),
-    # Dream: full diffusion, T 0.2, top-p 0.95, entropy ordering; predicts position j at j - 1.
-    "dream": Family(DecodingDefaults(mode="full", temperature=0.2, remasking="entropy", top_p=0.95),
+    # Dream: full diffusion, T 0.2, top-p 0.95, entropy ordering; predicts position j at j - 1. Top-k 50:
+    # the authors call diffusion_generate without top_k, so the generation config built from the model
+    # config carries transformers' default of 50.
+    "dream": Family(DecodingDefaults(mode="full", temperature=0.2, remasking="entropy", top_p=0.95, top_k=50),
                     shifted_logits=True),
 }
 

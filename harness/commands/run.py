@@ -54,6 +54,12 @@ def add_parser(commands) -> None:
                    help="block length of block diffusion (default: per task, 32 for text)")
     p.add_argument("--temperature", type=float, default=None,
                    help="sampling temperature (default: the task's, else the model's; 0 = greedy)")
+    p.add_argument("--top-p", type=float, default=None,
+                   help="nucleus filter before sampling: keep the most probable tokens up to this mass (default: "
+                        "the model's, 0.95 for Dream, none for LLaDA; 1 = off)")
+    p.add_argument("--top-k", type=int, default=None,
+                   help="keep only the k most probable tokens (default: the model's, 50 for Dream as its authors' "
+                        "code runs it, none for LLaDA; 0 = off)")
     p.add_argument("--cfg-scale", type=float, default=0.0, help="classifier-free guidance scale (default 0)")
     p.add_argument("--no-early-stop", action="store_true",
                    help="decode every position even after EOS (the reference LLaDA behaviour)")
@@ -106,7 +112,8 @@ def main(args: argparse.Namespace) -> int:
         tasks=args.tasks, samplers=samplers, remasking=args.remasking, steps=args.steps,
         tokens_per_step=None if args.steps else (args.tokens_per_step or (2,)),
         limit=args.limit, seed=args.seed, batch_size=args.batch_size, gen_length=args.gen_length,
-        block_length=args.block_length, temperature=args.temperature, cfg_scale=args.cfg_scale,
+        block_length=args.block_length, temperature=args.temperature, top_p=args.top_p, top_k=args.top_k,
+        cfg_scale=args.cfg_scale,
         early_stop=not args.no_early_stop, model=args.model, dtype=args.dtype, split=args.split,
         data_dir=args.data_dir, protocol=args.protocol, trust_remote_code=args.trust_remote_code)
     world = detect_world()
