@@ -47,6 +47,7 @@ class RunOptions:
     top_k: int | None = None        # None: the model's; 0 = no top-k filter
     cfg_scale: float = 0.0
     early_stop: bool = True
+    reference_precision: bool = False
     model: str = "embedded"
     dtype: str | None = None        # None: bfloat16 on CUDA, float32 elsewhere
     protocol: str = "native"
@@ -87,6 +88,7 @@ def _decode_config(task: Task, backbone: Backbone, options: RunOptions, protocol
         top_p=defaults.top_p if options.top_p is None else options.top_p,
         top_k=defaults.top_k if options.top_k is None else (options.top_k or None),
         early_stop=options.early_stop,
+        reference_precision=options.reference_precision,
     )
 
 
@@ -192,6 +194,7 @@ def _run_batch(cell: Cell, batch: list[Example], options: RunOptions) -> list[di
             "remasking": config.remasking, "steps": config.steps, "seed": options.seed, "row_seed": seeds[row],
             "gen_length": config.gen_length, "block_length": config.block_length, "mode": config.mode,
             "temperature": config.temperature, "top_p": config.top_p, "top_k": config.top_k,
+            "reference_precision": config.reference_precision,
             "model": options.model, "protocol": options.protocol,
             "completion": completion, "extracted": score.extracted, "correct": bool(score.correct),
             "details": score.details, "reference": ex.reference,

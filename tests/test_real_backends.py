@@ -442,17 +442,18 @@ def test_default_samplers_offline_leave_out_an_uncached_released_pc(checkpoints,
 
 def test_sampling_filters_are_options_recorded_per_sample(checkpoints, tmp_path):
     """Dream runs at its authors' T 0.2, top-p 0.95 and top-k 50 unless told otherwise; --top-k 0 and
-    --top-p 1 switch the filters off; every record names the values it was decoded with."""
+    --top-p 1 switch the filters off; every record names the values it was decoded with (and the
+    confidences' precision)."""
     def run(*options):
         out = tmp_path / f"run{len(options)}"
         done = run_cli("--tasks", "sudoku4", "--model", str(checkpoints["dream"]), "--trust-remote-code", "--samplers",
                        "factorized", "--tokens-per-step", "4", "--limit", "1", "--device", "cpu", "--out", str(out),
                        "--quiet", "--no-report", *options, cwd=tmp_path)
         assert done.returncode == 0, done.stderr
-        return {k: records(out)[0][k] for k in ("temperature", "top_p", "top_k")}
-    assert run() == {"temperature": 0.2, "top_p": 0.95, "top_k": 50}
-    assert run("--top-k", "0", "--top-p", "1", "--temperature", "0.7") == {"temperature": 0.7, "top_p": 1.0,
-                                                                          "top_k": None}
+        return {k: records(out)[0][k] for k in ("temperature", "top_p", "top_k", "reference_precision")}
+    assert run() == {"temperature": 0.2, "top_p": 0.95, "top_k": 50, "reference_precision": False}
+    assert run("--top-k", "0", "--top-p", "1", "--temperature", "0.7", "--reference-precision") == {
+        "temperature": 0.7, "top_p": 1.0, "top_k": None, "reference_precision": True}
 
 
 def test_top_k_reaches_the_decoder(checkpoints):

@@ -63,6 +63,9 @@ def add_parser(commands) -> None:
     p.add_argument("--cfg-scale", type=float, default=0.0, help="classifier-free guidance scale (default 0)")
     p.add_argument("--no-early-stop", action="store_true",
                    help="decode every position even after EOS (the reference LLaDA behaviour)")
+    p.add_argument("--reference-precision", action="store_true",
+                   help="compute confidences in the dtype the reference loops use (Dream's, the CoDD authors': the "
+                        "model's, bfloat16 on a GPU) instead of float64, to reproduce their commits exactly")
     p.add_argument("--model", default="embedded",
                    help="backbone: embedded, llada-8b-instruct, dream-7b-instruct, or a checkpoint directory / "
                         "Hugging Face hub id (read from the local cache when HF_HUB_OFFLINE=1; default: embedded)")
@@ -114,7 +117,7 @@ def main(args: argparse.Namespace) -> int:
         limit=args.limit, seed=args.seed, batch_size=args.batch_size, gen_length=args.gen_length,
         block_length=args.block_length, temperature=args.temperature, top_p=args.top_p, top_k=args.top_k,
         cfg_scale=args.cfg_scale,
-        early_stop=not args.no_early_stop, model=args.model, dtype=args.dtype, split=args.split,
+        early_stop=not args.no_early_stop, reference_precision=args.reference_precision, model=args.model, dtype=args.dtype, split=args.split,
         data_dir=args.data_dir, protocol=args.protocol, trust_remote_code=args.trust_remote_code)
     world = detect_world()
     device = resolve_device(args.device) if args.device else claim_device(world)
