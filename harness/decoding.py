@@ -53,7 +53,7 @@ class DecodeConfig:
     top_k: int | None = None
     eps: float = 1e-3              # full diffusion's final timestep
     early_stop: bool = True        # stop a row once an EOS is committed and every position before it is unmasked
-    reference_precision: bool = False  # confidences in the dtype the reference loop uses, not float64 (see below)
+    reference_precision: bool = False  # confidences in the dtype the reference loop uses (module docstring)
 
     def validate(self) -> None:
         """Raise a one-line HarnessError naming the first setting that cannot work."""

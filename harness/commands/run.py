@@ -116,9 +116,9 @@ def main(args: argparse.Namespace) -> int:
         tokens_per_step=None if args.steps else (args.tokens_per_step or (2,)),
         limit=args.limit, seed=args.seed, batch_size=args.batch_size, gen_length=args.gen_length,
         block_length=args.block_length, temperature=args.temperature, top_p=args.top_p, top_k=args.top_k,
-        cfg_scale=args.cfg_scale,
-        early_stop=not args.no_early_stop, reference_precision=args.reference_precision, model=args.model, dtype=args.dtype, split=args.split,
-        data_dir=args.data_dir, protocol=args.protocol, trust_remote_code=args.trust_remote_code)
+        cfg_scale=args.cfg_scale, early_stop=not args.no_early_stop, reference_precision=args.reference_precision,
+        model=args.model, dtype=args.dtype, split=args.split, data_dir=args.data_dir, protocol=args.protocol,
+        trust_remote_code=args.trust_remote_code)
     world = detect_world()
     device = resolve_device(args.device) if args.device else claim_device(world)
     # Every input error surfaces here, before anything is written; the default sampler list keeps,
