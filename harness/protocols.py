@@ -27,6 +27,7 @@ import numpy as np
 
 from harness.errors import HarnessError
 from tasks import Example, Score, Task
+from tasks.answer_rule import FLEXIBLE
 from tasks.boxed import last_boxed
 from tasks.countdown import Countdown
 from tasks.data import ENV_VAR
@@ -76,9 +77,9 @@ class Protocol:
         # d1 puts its instruction in the user turn, before the question.
         return [{"role": "user", "content": self.instructions[task.name] + "\n\n" + d1_question(task, ex)}]
 
-    def score(self, task: Task, completion: str, ex: Example) -> Score:
+    def score(self, task: Task, completion: str, ex: Example, rule: str = FLEXIBLE) -> Score:
         if self.name != "d1" or task.name not in ("sudoku4", "countdown"):
-            return task.score(completion, ex)
+            return task.score(completion, ex, rule)
         answer = _ANSWER.findall(completion)
         text = answer[-1] if answer else completion
         if task.name == "countdown":
