@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -78,11 +79,11 @@ def options_from_config(config: dict) -> RunOptions:
 def load_baseline(path: str | Path) -> dict:
     path = Path(path)
     try:
-        doc = json.loads(path.read_text())
+        doc = json.loads(path.read_bytes())
     except FileNotFoundError:
         raise HarnessError(f"no baseline file {path}; create one with --update (and --run RUN_DIR for its "
                            f"configuration)") from None
-    except (OSError, json.JSONDecodeError) as err:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise HarnessError(f"cannot read baseline {path}: {err}") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise HarnessError(f"{path} is not a check baseline (expected \"format\": \"{FORMAT}\")")
@@ -90,7 +91,9 @@ def load_baseline(path: str | Path) -> dict:
         if not isinstance(doc.get(key), kind):
             raise HarnessError(f"baseline {path}: missing or malformed {key!r}")
     for cell in doc["cells"]:
-        if not isinstance(cell, dict) or not {"task", "sampler", "remasking", "steps", "exact", "samples"} <= set(cell):
+        if (not isinstance(cell, dict) or not {"task", "sampler", "remasking", "steps", "exact", "samples"} <= set(cell)
+                or not isinstance(cell["samples"], dict)
+                or not all(isinstance(v, str) and re.fullmatch(r"[0-9a-f]{16} [01]", v) for v in cell["samples"].values())):
             raise HarnessError(f"baseline {path}: malformed cell {str(cell)[:80]}")
     options_from_config(doc["options"])
     return doc

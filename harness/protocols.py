@@ -122,15 +122,34 @@ def _d1_file(name: str, data_dir: str | None) -> Path:
     raise HarnessError(f"protocol d1 needs d1/{name}; provide its folder with --data-dir DIR or {ENV_VAR}=DIR")
 
 
+def _d1_items(name: str, data_dir: str | None, parse) -> list:
+    """`parse(text)` of d1's file `name`; any way the file is not d1's is one clear error."""
+    path = _d1_file(name, data_dir)
+    try:
+        return parse(path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as err:
+        raise HarnessError(f"{path}: not d1's {name} ({type(err).__name__}: {err})") from None
+
+
+def _sudoku_rows(text: str) -> list[tuple[str, str]]:
+    rows = [(r["Puzzle"], r["Solution"]) for r in csv.DictReader(text.splitlines())]
+    if len(rows) < D1_SUDOKU_ITEMS or not all(re.fullmatch(r"[0-4]{16}", p) and re.fullmatch(r"[1-4]{16}", s)
+                                              for p, s in rows):
+        raise ValueError(f"needs at least {D1_SUDOKU_ITEMS} rows of a 16-digit Puzzle and Solution")
+    return rows
+
+
+def _countdown_items(text: str) -> list[tuple[list[int], int]]:
+    items = [json.loads(line) for line in text.splitlines() if line.strip()]
+    return [([int(n) for n in item["input"].split(",")], int(item["output"])) for item in items]
+
+
 def _d1_sudoku(task: Sudoku4, data_dir: str | None) -> list[Example]:
-    with _d1_file("sudoku4_test.csv", data_dir).open() as rows:
-        puzzles = [(r["Puzzle"], r["Solution"]) for r in csv.DictReader(rows)]
+    puzzles = _d1_items("sudoku4_test.csv", data_dir, _sudoku_rows)
     chosen = np.random.RandomState(D1_SUDOKU_SEED).choice(len(puzzles), D1_SUDOKU_ITEMS, replace=False)
     return [task.example(f"d1-sudoku4-{i:03d}", *puzzles[i]) for i in chosen]
 
 
 def _d1_countdown(task: Countdown, data_dir: str | None) -> list[Example]:
-    path = _d1_file("countdown_cd3_test.jsonl", data_dir)
-    items = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return [task.example(f"d1-countdown-{i:03d}", [int(n) for n in item["input"].split(",")], int(item["output"]))
-            for i, item in enumerate(items)]
+    items = _d1_items("countdown_cd3_test.jsonl", data_dir, _countdown_items)
+    return [task.example(f"d1-countdown-{i:03d}", numbers, target) for i, (numbers, target) in enumerate(items)]
