@@ -1,0 +1,80 @@
+"""Fuzzing `.jpc` loading: truncated and bit-flipped circuit files, some carrying a pickle that would
+create a canary file if any code in it ran. Every variant must load as an HMM or be refused with our
+one-line HarnessError, nothing else, and the canary must never appear."""
+
+import os
+import pickle
+import random
+from pathlib import Path
+
+import pytest
+
+from codd import HMM, load_pc
+from harness.errors import HarnessError
+
+FIXTURES = Path(os.environ.get("HARNESS_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data")
+                ).parent / "fixtures" / "pyjuice_hmm"
+SMALL = "hmm_categorical_L8_H16_V11.jpc"
+
+
+class CreatesFile:
+    """Unpickles as `open(path, "w")`: a file appears iff the pickle's code runs."""
+
+    def __init__(self, path: Path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return open, (self.path, "w")
+
+
+def circuits(canary: Path) -> dict[str, bytes]:
+    """A real pyjuice file, and the same circuit with the canary as a node's nested distribution
+    pickle and as an extra top-level node."""
+    clean = (FIXTURES / SMALL).read_bytes()
+    nodes = pickle.loads(clean)  # a trusted fixture: plain pickle is fine here
+    nodes[0]["dist"] = pickle.dumps(CreatesFile(canary))
+    nested = pickle.dumps(nodes)
+    top = pickle.dumps([CreatesFile(canary), *pickle.loads(clean)])
+    return {"clean": clean, "nested canary": nested, "top-level canary": top}
+
+
+def variants(data: bytes, rng: random.Random, count: int) -> list[bytes]:
+    """Truncations at random lengths and copies with 1 to 8 random bits flipped."""
+    out = [data[:rng.randrange(len(data))] for _ in range(count // 2)]
+    for _ in range(count - len(out)):
+        flipped = bytearray(data)
+        for _ in range(rng.randint(1, 8)):
+            i = rng.randrange(len(flipped))
+            flipped[i] ^= 1 << rng.randrange(8)
+        out.append(bytes(flipped))
+    return out
+
+
+def test_the_canary_is_live(tmp_path):
+    """Under plain pickle the canary pickles do create the file, so its absence below means something."""
+    for name, data in circuits(tmp_path / "proof").items():
+        if name != "clean":
+            (tmp_path / "proof").unlink(missing_ok=True)
+            blob = pickle.loads(data)
+            if isinstance(blob[0], dict):  # the nested one runs when its node's dist is unpickled
+                pickle.loads(blob[0]["dist"])
+            assert (tmp_path / "proof").exists(), name
+
+
+@pytest.mark.parametrize("source", ["clean", "nested canary", "top-level canary"])
+def test_truncated_and_bit_flipped_files_load_or_are_refused_and_run_nothing(source, tmp_path):
+    canary = tmp_path / "canary"
+    rng = random.Random(f"jpc fuzz {source}")
+    outcomes = {"loaded": 0, "refused": 0}
+    for i, data in enumerate(variants(circuits(canary)[source], rng, 150)):
+        path = tmp_path / f"variant{i}.jpc"
+        path.write_bytes(data)
+        try:
+            assert isinstance(load_pc(path), HMM)
+            outcomes["loaded"] += 1
+        except HarnessError as err:
+            message = str(err)
+            assert str(path) in message and "\n" not in message, message
+            outcomes["refused"] += 1
+        assert not canary.exists(), f"variant {i} ran code"
+    assert outcomes["refused"] > 0
