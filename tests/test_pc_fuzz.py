@@ -5,6 +5,8 @@ one-line HarnessError, nothing else, and the canary must never appear."""
 import os
 import pickle
 import random
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -78,3 +80,27 @@ def test_truncated_and_bit_flipped_files_load_or_are_refused_and_run_nothing(sou
             outcomes["refused"] += 1
         assert not canary.exists(), f"variant {i} ran code"
     assert outcomes["refused"] > 0
+
+
+# The fuzzing above found a flipped BUILD opcode that became LONG_BINPUT with a memo index of 155 M:
+# the unpickler grew its memo to match (2.7 GB, 9 s) before failing. An index of 2**31 would ask for 16 GB.
+HUGE_MEMO_INDEX = b"\x80\x04N" + b"r" + (2**31).to_bytes(4, "little") + b"."
+
+_LOAD_UNDER_4_GB = """
+import resource, sys
+resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))  # a regression fails here, it cannot take the machine
+from codd import load_pc
+from harness.errors import HarnessError
+try:
+    load_pc(sys.argv[1])
+except HarnessError as err:
+    print(err)
+"""
+
+
+def test_a_corrupt_memo_index_is_refused_before_anything_is_allocated(tmp_path):
+    path = tmp_path / "claims.jpc"
+    path.write_bytes(HUGE_MEMO_INDEX)
+    done = subprocess.run([sys.executable, "-c", _LOAD_UNDER_4_GB, str(path)], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0 and "memo index" in done.stdout and "MemoryError" not in done.stdout, done
