@@ -58,8 +58,13 @@ class Workspace:
         return self.write("baseline.json", json.dumps(doc))
 
 
-def _gsm8k_line(question="q", answer="2\n#### 2"):
-    return json.dumps({"question": question, "answer": answer}) + "\n"
+def _names_with(spec):
+    """A run of the names task with sampler `spec` (a string, or made from the workspace)."""
+    return lambda ws: ["run", "--tasks", "names", "--samplers", spec(ws) if callable(spec) else spec]
+
+
+def _gsm8k_line(answer="2\n#### 2"):
+    return json.dumps({"question": "q", "answer": answer}) + "\n"
 
 
 def _with(ws: Workspace, corrupt) -> str:
@@ -92,30 +97,19 @@ def _pc_out_with_other_settings(ws: Workspace) -> str:
     return str(out)
 
 
-def _train_pc_out_with_cache(ws: Workspace, data: bytes) -> str:
-    ws.write("pc-out/pc_cache.pt", data)
-    return ws.path("pc-out")
-
-
 # name -> (argv built from the workspace, a fragment the one line must contain)
 CASES = {
     # run: sampler specs
-    "sampler option without a value": (lambda ws: ["run", "--tasks", "names", "--samplers", "codd:gamma"],
-                                       "expected key=value"),
-    "sampler option not a number": (lambda ws: ["run", "--tasks", "names", "--samplers", "codd:gamma=abc"],
-                                    "gamma must be a number"),
-    "sampler option out of range": (lambda ws: ["run", "--tasks", "names", "--samplers", "codd:gamma=2"],
-                                    "[0, 1]"),
-    "sampler temperature zero": (lambda ws: ["run", "--tasks", "names", "--samplers", "codd:tau=0"], "tau"),
-    "unknown sampler option": (lambda ws: ["run", "--tasks", "names", "--samplers", "codd:bogus=1"],
-                               "bad options for sampler 'codd'"),
-    "option on an option-less sampler": (lambda ws: ["run", "--tasks", "names", "--samplers", "factorized:k=1"],
-                                         "bad options for sampler 'factorized'"),
-    "unknown codd proposal": (lambda ws: ["run", "--tasks", "names", "--samplers", "codd:proposal=best"],
-                              "valid proposals"),
-    "empty sampler list": (lambda ws: ["run", "--tasks", "names", "--samplers", ","], "at least one sampler"),
-    "adapter that is not there": (lambda ws: ["run", "--tasks", "names", "--samplers",
-                                              f"diffu-grpo:adapter={ws.path('nothing')}"], "no LoRA adapter"),
+    "sampler option without a value": (_names_with("codd:gamma"), "expected key=value"),
+    "sampler option not a number": (_names_with("codd:gamma=abc"), "gamma must be a number"),
+    "sampler option out of range": (_names_with("codd:gamma=2"), "[0, 1]"),
+    "sampler temperature zero": (_names_with("codd:tau=0"), "tau"),
+    "unknown sampler option": (_names_with("codd:bogus=1"), "bad options for sampler 'codd'"),
+    "option on an option-less sampler": (_names_with("factorized:k=1"), "bad options for sampler 'factorized'"),
+    "unknown codd proposal": (_names_with("codd:proposal=best"), "valid proposals"),
+    "empty sampler list": (_names_with(","), "at least one sampler"),
+    "adapter that is not there": (_names_with(lambda ws: f"diffu-grpo:adapter={ws.path('nothing')}"),
+                                  "no LoRA adapter"),
     # run: budgets and decoding settings
     "steps not splitting over blocks": (lambda ws: ["run", "--tasks", "sudoku4", "--gen-length", "32",
                                                     "--block-length", "16", "--steps", "3"], "sudoku4"),
@@ -158,19 +152,18 @@ CASES = {
                                                         ws.real("d1/countdown_cd3_test.jsonl")[:1000])],
                                     "countdown_cd3_test.jsonl"),
     # run: corrupt PCs and saved PC directories
-    "garbage .jpc file": (lambda ws: ["run", "--tasks", "names", "--samplers",
-                                      "codd:pc=" + ws.write("bad.jpc", b"\x80" + bytes(range(200)))], "bad.jpc"),
-    "PC file of another format": (lambda ws: ["run", "--tasks", "names", "--samplers",
-                                              "codd:pc=" + ws.write("pc.txt", "not a circuit")], "unknown PC format"),
-    "saved PC with a garbage config": (lambda ws: ["run", "--tasks", "names", "--samplers", "codd:pc=" + _pc_with(
-        ws, lambda pc: (pc / "config.json").write_bytes(b"\xff\xfe{"))], "not a saved PC directory"),
-    "saved PC with truncated tensors": (lambda ws: ["run", "--tasks", "names", "--samplers", "codd:pc=" + _pc_with(
-        ws, lambda pc: _truncate(pc / "hmm.safetensors"))], "not a saved PC directory"),
-    "saved PC whose config lies about N": (lambda ws: ["run", "--tasks", "names", "--samplers", "codd:pc=" + _pc_with(
+    "garbage .jpc file": (_names_with(lambda ws: "codd:pc=" + ws.write("bad.jpc", b"\x80" + bytes(range(200)))),
+                          "bad.jpc"),
+    "PC file of another format": (_names_with(lambda ws: "codd:pc=" + ws.write("pc.txt", "not a circuit")),
+                                  "unknown PC format"),
+    "saved PC with a garbage config": (_names_with(lambda ws: "codd:pc=" + _pc_with(
+        ws, lambda pc: (pc / "config.json").write_bytes(b"\xff\xfe{"))), "not a saved PC directory"),
+    "saved PC with truncated tensors": (_names_with(lambda ws: "codd:pc=" + _pc_with(
+        ws, lambda pc: _truncate(pc / "hmm.safetensors"))), "not a saved PC directory"),
+    "saved PC whose config lies about N": (_names_with(lambda ws: "codd:pc=" + _pc_with(
         ws, lambda pc: (pc / "config.json").write_text(
-            (pc / "config.json").read_text().replace('"N": 32', '"N": 33')))], "shape"),
-    "empty PC directory": (lambda ws: ["run", "--tasks", "names", "--samplers",
-                                       "codd:pc=" + str(Path(ws.write("empty/.keep", "")).parent)],
+            (pc / "config.json").read_text().replace('"N": 32', '"N": 33')))), "shape"),
+    "empty PC directory": (_names_with(lambda ws: "codd:pc=" + str(Path(ws.write("empty/.keep", "")).parent)),
                            "not a saved PC directory"),
     # run: the output directory
     "--out on a file": (lambda ws: [*NAMES_RUN, "--out", ws.write("taken", "a file")], "cannot write"),
@@ -249,7 +242,8 @@ CASES = {
     "train-pc resumed with other options": (lambda ws: ["train-pc", "--family", "names", "--quiet",
                                                         "--out", _pc_out_with_other_settings(ws)], "other settings"),
     "train-pc resumed from a truncated cache": (lambda ws: ["train-pc", "--family", "names", "--quiet", "--out",
-                                                            _train_pc_out_with_cache(ws, b"PK\x03\x04trunc")],
+                                                            str(Path(ws.write("pc-out/pc_cache.pt",
+                                                                              b"PK\x03\x04trunc")).parent)],
                                                 "pc_cache.pt"),
     # train-rl
     "train-rl tasks of two families": (lambda ws: ["train-rl", "--task", "sudoku4,names", "--steps", "1",

@@ -96,12 +96,12 @@ def test_sigkill_at_random_moments_over_relaunches_loses_and_duplicates_nothing(
 def test_ctrl_c_is_one_line_and_resumable(tmp_path):
     full, stopped = tmp_path / "full", tmp_path / "stopped"
     assert _launch(full, SMALL).wait(timeout=600) == 0
-    proc = _launch(stopped, SMALL)
+    proc = _launch(stopped, SMALL, preexec_fn=os.setsid)  # its own process group, as a terminal's job
     deadline = time.time() + 300
     while _lines(stopped / "samples.jsonl") < 8 and proc.poll() is None and time.time() < deadline:
         time.sleep(0.002)
     assert proc.poll() is None, "the run finished before Ctrl-C; make it longer"
-    proc.send_signal(signal.SIGINT)
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C does: SIGINT to the whole foreground group
     err = proc.stderr.read().decode()
     assert proc.wait() == 130
     assert err.strip().splitlines() == ["interrupted; re-run the same command to resume"], err
