@@ -25,6 +25,7 @@ from __future__ import annotations
 import io
 import pickle
 import pickletools
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -109,9 +110,11 @@ def _check_lengths(data: bytes) -> None:
     """Walk the opcodes without building anything: a corrupt length field fails here on the bytes
     there are, where the unpickler would first allocate the gigabytes it claims (or a memo as long
     as a corrupt index)."""
-    for opcode, arg, _ in pickletools.genops(data):
-        if opcode.name in ("PUT", "BINPUT", "LONG_BINPUT") and arg > len(data):
-            raise ValueError(f"memo index {arg} beyond what {len(data)} bytes can hold")
+    with warnings.catch_warnings():  # a corrupt protocol-0 string's escapes warn before they fail
+        warnings.simplefilter("ignore", DeprecationWarning)
+        for opcode, arg, _ in pickletools.genops(data):
+            if opcode.name in ("PUT", "BINPUT", "LONG_BINPUT") and arg > len(data):
+                raise ValueError(f"memo index {arg} beyond what {len(data)} bytes can hold")
 
 
 def _unpickle(data: bytes, what: str):

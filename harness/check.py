@@ -91,12 +91,17 @@ def load_baseline(path: str | Path) -> dict:
         if not isinstance(doc.get(key), kind):
             raise HarnessError(f"baseline {path}: missing or malformed {key!r}")
     for cell in doc["cells"]:
-        if (not isinstance(cell, dict) or not {"task", "sampler", "remasking", "steps", "exact", "samples"} <= set(cell)
-                or not isinstance(cell["samples"], dict)
-                or not all(isinstance(v, str) and re.fullmatch(r"[0-9a-f]{16} [01]", v) for v in cell["samples"].values())):
+        if not _is_cell(cell):
             raise HarnessError(f"baseline {path}: malformed cell {str(cell)[:80]}")
     options_from_config(doc["options"])
     return doc
+
+
+def _is_cell(cell) -> bool:
+    """Whether `cell` has what expected_cells writes: its keys, and "<hash> <0|1>" per sample."""
+    return (isinstance(cell, dict) and {"task", "sampler", "remasking", "steps", "exact", "samples"} <= set(cell)
+            and isinstance(cell["samples"], dict)
+            and all(isinstance(v, str) and re.fullmatch(r"[0-9a-f]{16} [01]", v) for v in cell["samples"].values()))
 
 
 @dataclass

@@ -63,6 +63,9 @@ def _names_with(spec):
     return lambda ws: ["run", "--tasks", "names", "--samplers", spec(ws) if callable(spec) else spec]
 
 
+LATIN_1_LINE = '{"question": "caf\xe9?", "answer": "#### 2"}'.encode("latin-1")
+
+
 def _gsm8k_line(answer="2\n#### 2"):
     return json.dumps({"question": "q", "answer": answer}) + "\n"
 
@@ -135,7 +138,7 @@ CASES = {
     "UTF-16 data file": (lambda ws: ["run", "--tasks", "gsm8k", "--data-dir",
                                      ws.data("gsm8k/test.jsonl", _gsm8k_line().encode("utf-16"))], "not UTF-8"),
     "Latin-1 data file": (lambda ws: ["run", "--tasks", "gsm8k", "--data-dir",
-                                      ws.data("gsm8k/test.jsonl", '{"question": "caf\xe9?", "answer": "#### 2"}'.encode("latin-1"))],
+                                      ws.data("gsm8k/test.jsonl", LATIN_1_LINE)],
                           "not UTF-8"),
     "data record not an object": (lambda ws: ["run", "--tasks", "gsm8k", "--data-dir",
                                               ws.data("gsm8k/test.jsonl", _gsm8k_line() + "[1, 2]\n")],
