@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import copy
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -39,6 +38,7 @@ import torch
 from codd.hmm import HMM
 from harness.decoding import _window_logits
 from harness.errors import HarnessError
+from harness.training.checkpoint import load_checkpoint, save_checkpoint
 from harness.training.sft import Pair, collate
 
 CHECKPOINT = "pc_checkpoint.pt"
@@ -196,16 +196,14 @@ class PCTrainState:
 
     def save(self, path: Path, config: PCTrainConfig) -> None:
         """Written atomically: a kill during the write leaves the previous checkpoint intact."""
-        tmp = path.with_suffix(".tmp")
-        torch.save({"hmm": self.hmm.state_dict(), "optimizer": self.optimizer.state_dict(),
-                    "generator": self.generator.get_state(), "best": self.best, "epoch": self.epoch,
-                    "steps": self.steps, "windows_seen": self.windows_seen, "best_epoch": self.best_epoch,
-                    "best_val": self.best_val, "wall_seconds": self.wall_seconds, "history": self.history,
-                    "config": asdict(config)}, tmp)
-        os.replace(tmp, path)
+        save_checkpoint({"hmm": self.hmm.state_dict(), "optimizer": self.optimizer.state_dict(),
+                        "generator": self.generator.get_state(), "best": self.best, "epoch": self.epoch,
+                        "steps": self.steps, "windows_seen": self.windows_seen, "best_epoch": self.best_epoch,
+                        "best_val": self.best_val, "wall_seconds": self.wall_seconds, "history": self.history,
+                        "config": asdict(config)}, path)
 
     def load(self, path: Path, config: PCTrainConfig) -> None:
-        saved = torch.load(path, weights_only=False)
+        saved = load_checkpoint(path)
         if saved["config"] != asdict(config):
             changed = sorted(k for k, v in asdict(config).items() if saved["config"].get(k) != v)
             raise HarnessError(f"{path} was written with other settings (differ: {', '.join(changed)}); "

@@ -29,6 +29,7 @@ import numpy as np
 
 from harness.errors import HarnessError
 from tasks import Example, Score, Task
+from tasks.answer_rule import FLEXIBLE
 from tasks.boxed import last_boxed
 from tasks.countdown import Countdown
 from tasks.data import ENV_VAR
@@ -78,9 +79,9 @@ class Protocol:
         # d1 puts its instruction in the user turn, before the question.
         return [{"role": "user", "content": self.instructions[task.name] + "\n\n" + d1_question(task, ex)}]
 
-    def score(self, task: Task, completion: str, ex: Example) -> Score:
+    def score(self, task: Task, completion: str, ex: Example, rule: str = FLEXIBLE) -> Score:
         if self.name != "d1" or task.name not in ("sudoku4", "countdown"):
-            return task.score(completion, ex)
+            return task.score(completion, ex, rule)
         answer = _ANSWER.findall(completion)
         text = answer[-1] if answer else completion
         if task.name == "countdown":
@@ -124,15 +125,34 @@ def _d1_file(name: str, data_dir: str | None) -> Path:
     raise HarnessError(f"protocol d1 needs d1/{name}; provide its folder with --data-dir DIR or {ENV_VAR}=DIR")
 
 
+def _d1_items(name: str, data_dir: str | None, parse) -> list:
+    """`parse(text)` of d1's file `name`; any way the file is not d1's is one clear error."""
+    path = _d1_file(name, data_dir)
+    try:
+        return parse(path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as err:
+        raise HarnessError(f"{path}: not d1's {name} ({type(err).__name__}: {err})") from None
+
+
+def _sudoku_rows(text: str) -> list[tuple[str, str]]:
+    rows = [(r["Puzzle"], r["Solution"]) for r in csv.DictReader(text.splitlines())]
+    if len(rows) < D1_SUDOKU_ITEMS or not all(re.fullmatch(r"[0-4]{16}", p) and re.fullmatch(r"[1-4]{16}", s)
+                                              for p, s in rows):
+        raise ValueError(f"needs at least {D1_SUDOKU_ITEMS} rows of a 16-digit Puzzle and Solution")
+    return rows
+
+
+def _countdown_items(text: str) -> list[tuple[list[int], int]]:
+    items = [json.loads(line) for line in text.splitlines() if line.strip()]
+    return [([int(n) for n in item["input"].split(",")], int(item["output"])) for item in items]
+
+
 def _d1_sudoku(task: Sudoku4, data_dir: str | None) -> list[Example]:
-    with _d1_file("sudoku4_test.csv", data_dir).open() as rows:
-        puzzles = [(r["Puzzle"], r["Solution"]) for r in csv.DictReader(rows)]
+    puzzles = _d1_items("sudoku4_test.csv", data_dir, _sudoku_rows)
     chosen = np.random.RandomState(D1_SUDOKU_SEED).choice(len(puzzles), D1_SUDOKU_ITEMS, replace=False)
     return [task.example(f"d1-sudoku4-{i:03d}", *puzzles[i]) for i in chosen]
 
 
 def _d1_countdown(task: Countdown, data_dir: str | None) -> list[Example]:
-    path = _d1_file("countdown_cd3_test.jsonl", data_dir)
-    items = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return [task.example(f"d1-countdown-{i:03d}", [int(n) for n in item["input"].split(",")], int(item["output"]))
-            for i, item in enumerate(items)]
+    items = _d1_items("countdown_cd3_test.jsonl", data_dir, _countdown_items)
+    return [task.example(f"d1-countdown-{i:03d}", numbers, target) for i, (numbers, target) in enumerate(items)]

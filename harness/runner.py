@@ -29,6 +29,7 @@ from harness.sampler import Sampler, get_sampler
 from harness.stats import wilson_interval
 from harness.store import RunStore, record_key
 from tasks import Example, Score, Task, get_task
+from tasks.answer_rule import ANSWER_RULES, FLEXIBLE
 
 @dataclass(frozen=True)
 class RunOptions:
@@ -54,6 +55,7 @@ class RunOptions:
     trust_remote_code: bool = False
     split: str = "test"
     data_dir: str | None = None
+    answer_rule: str = FLEXIBLE
 
     def config(self) -> dict:
         """What defines the run's results (a resumed run must match it)."""
@@ -99,6 +101,8 @@ def plan(options: RunOptions, device: torch.device | str = "cpu", only_applicabl
                         ("gen length", options.gen_length), ("block length", options.block_length)):
         if value is not None and value <= 0:
             raise HarnessError(f"{name} must be a positive integer, got {value}")
+    if options.answer_rule not in ANSWER_RULES:
+        raise HarnessError(f"unknown answer rule {options.answer_rule!r}; valid rules: {', '.join(ANSWER_RULES)}")
     protocol = get_protocol(options.protocol)
     tasks = [get_task(name) for name in options.tasks]
     for task in tasks:
@@ -188,14 +192,14 @@ def _run_batch(cell: Cell, batch: list[Example], options: RunOptions) -> list[di
     records = []
     for row, ex in enumerate(batch):
         completion = backbone.decode(generation.tokens[row].tolist())
-        score = cell.protocol.score(task, completion, ex)
+        score = cell.protocol.score(task, completion, ex, options.answer_rule)
         records.append({
             "task": task.name, "example_id": ex.id, "sampler": cell.sampler.spec,
             "remasking": config.remasking, "steps": config.steps, "seed": options.seed, "row_seed": seeds[row],
             "gen_length": config.gen_length, "block_length": config.block_length, "mode": config.mode,
             "temperature": config.temperature, "top_p": config.top_p, "top_k": config.top_k,
             "reference_precision": config.reference_precision,
-            "model": options.model, "protocol": options.protocol,
+            "model": options.model, "protocol": options.protocol, "answer_rule": options.answer_rule,
             "completion": completion, "extracted": score.extracted, "correct": bool(score.correct),
             "details": score.details, "reference": ex.reference,
             "nfe": int(generation.nfe[row]), "seconds": round(seconds, 6),
@@ -263,8 +267,8 @@ def summarize(cells: list[Cell], records: list[dict], options: RunOptions) -> di
             "mean_seconds": sum(r["seconds"] for r in group) / n if n else None,
             "metrics": cell.task.summarize(scores),
         })
-    return {"protocol": options.protocol, "model": options.model, "seed": options.seed, "split": options.split,
-            "cells": rows}
+    return {"protocol": options.protocol, "answer_rule": options.answer_rule, "model": options.model,
+            "seed": options.seed, "split": options.split, "cells": rows}
 
 
 def format_table(summary: dict) -> str:

@@ -69,20 +69,26 @@ class RecordLog:
         if not self.path.exists():
             return []
         records = []
-        with open(self.path) as f:
-            for lineno, line in enumerate(f, 1):
-                try:
-                    records.append(json.loads(line))
-                except json.JSONDecodeError as err:
-                    raise HarnessError(f"{self.path}:{lineno}: malformed record ({err})") from None
+        for lineno, line in enumerate(self.path.read_bytes().splitlines(), 1):
+            try:
+                record = json.loads(line.decode("utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError) as err:
+                raise HarnessError(f"{self.path}:{lineno}: malformed record ({err})") from None
+            if not isinstance(record, dict):
+                raise HarnessError(f"{self.path}:{lineno}: malformed record (not a JSON object)")
+            records.append(record)
         return records
 
     def append(self, records: list[dict]) -> None:
-        """Append a batch durably: one write, flush, fsync."""
-        with open(self.path, "a") as f:
-            f.write(_lines(records))
-            f.flush()
-            os.fsync(f.fileno())
+        """Append a batch durably: one write, flush, fsync. A full disk leaves at most a torn last line."""
+        try:
+            with open(self.path, "a") as f:
+                f.write(_lines(records))
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as err:
+            err.filename = err.filename or str(self.path)  # a failed write() names no file
+            raise
 
     def replace(self, records: list[dict]) -> None:
         """Swap in a whole new content durably: a crash leaves either the old file or the new one."""
@@ -124,9 +130,11 @@ class RunStore:
             write_json_atomic(self.manifest_path, manifest)
             return
         try:
-            stored = json.loads(self.manifest_path.read_text())
-        except json.JSONDecodeError as err:
+            stored = json.loads(self.manifest_path.read_bytes())
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
             raise HarnessError(f"{self.manifest_path} is not valid JSON ({err}); use another --out") from None
+        if not isinstance(stored, dict) or not isinstance(stored.get("config"), dict):
+            raise HarnessError(f"{self.manifest_path} is not a run manifest (no config); use another --out")
         if stored.get("config") != manifest["config"]:
             changed = sorted(k for k in set(stored.get("config", {})) | set(manifest["config"])
                              if stored.get("config", {}).get(k) != manifest["config"].get(k))

@@ -8,6 +8,7 @@ from pathlib import Path
 from harness.errors import HarnessError
 from tasks import register
 from tasks.answer_number import extract_number, plain_number, same_number
+from tasks.answer_rule import FLEXIBLE
 from tasks.base import Example, Score, Task
 from tasks.data import read_records
 
@@ -40,6 +41,7 @@ class GSM8K(Task):
                                     solution=_CALCULATOR.sub("", record["answer"])))
         return examples
 
-    def score(self, completion: str, ex: Example) -> Score:
-        extracted = extract_number(completion)
-        return Score(correct=extracted is not None and same_number(extracted, ex.reference), extracted=extracted)
+    def score(self, completion: str, ex: Example, rule: str = FLEXIBLE) -> Score:
+        extracted, source = extract_number(completion, rule)
+        return Score(correct=extracted is not None and same_number(extracted, ex.reference), extracted=extracted,
+                     details={"answer_from": source})

@@ -14,7 +14,6 @@ uninterrupted one would have been.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -28,6 +27,7 @@ from baselines.grpo.adapter import add_lora, lora_targets, network
 from baselines.grpo.loss import LossTerms, group_advantages, grpo_loss, masked_input, token_logps
 from harness.decoding import DecodeConfig, generate
 from harness.errors import HarnessError
+from harness.training.checkpoint import load_checkpoint, save_checkpoint
 
 CHECKPOINT = "checkpoint.pt"
 RESUMABLE_CHANGES = ("steps", "checkpoint_every")
@@ -67,17 +67,15 @@ class TrainState:
 
     def save(self, path: Path, config: GRPOConfig) -> None:
         """Write atomically: a kill during the write leaves the previous checkpoint intact."""
-        tmp = path.with_suffix(".tmp")
         counters = {k: getattr(self, k) for k in ("step", "rollouts", "tokens", "forward_tokens", "backward_tokens",
                                                   "wall_seconds", "cpu_seconds", "mean_rewards")}
-        torch.save({"adapter": get_peft_model_state_dict(self.policy), "optimizer": self.optimizer.state_dict(),
-                    "config": asdict(config), **counters}, tmp)
-        os.replace(tmp, path)
+        save_checkpoint({"adapter": get_peft_model_state_dict(self.policy), "optimizer": self.optimizer.state_dict(),
+                        "config": asdict(config), **counters}, path)
 
     def load(self, path: Path, config: GRPOConfig) -> None:
         """Continue a run with the same settings; the step count may change (step s's draws depend
         on s only and the learning rate is constant, so a longer run extends a shorter one)."""
-        saved = torch.load(path, weights_only=False)
+        saved = load_checkpoint(path)
         changed = sorted(k for k, v in asdict(config).items()
                          if k not in RESUMABLE_CHANGES and saved["config"].get(k) != v)
         if changed:

@@ -22,6 +22,7 @@ from harness.protocols import PROTOCOLS
 from harness.runner import RunOptions, format_table, plan, run
 from harness.sampler import list_samplers
 from harness.store import RunStore
+from tasks.answer_rule import ANSWER_RULES, FLEXIBLE
 
 
 def add_parser(commands) -> None:
@@ -79,6 +80,11 @@ def add_parser(commands) -> None:
     p.add_argument("--protocol", default="native", choices=list(PROTOCOLS),
                    help="evaluation protocol: " + "; ".join(f"{n}: {p.description}" for n, p in PROTOCOLS.items()))
     p.add_argument("--split", default="test", help="dataset split to evaluate (default test)")
+    p.add_argument("--answer-rule", default=FLEXIBLE, choices=ANSWER_RULES,
+                   help="which text is the final answer: strict, only what the completion marks as final (#### N, "
+                        "a box; as d1 and lm-eval's strict-match), or flexible, else the task's fallback (the last "
+                        "number for gsm8k, lm-eval's flexible-extract; Minerva's sentence for math500); default "
+                        "flexible")
     add_data_dir(p)
     p.add_argument("--out", default=None, help="run directory (default results/<timestamp>-<config>)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -118,7 +124,8 @@ def main(args: argparse.Namespace) -> int:
         block_length=args.block_length, temperature=args.temperature, top_p=args.top_p, top_k=args.top_k,
         cfg_scale=args.cfg_scale, early_stop=not args.no_early_stop, reference_precision=args.reference_precision,
         model=args.model, dtype=args.dtype, split=args.split, data_dir=args.data_dir, protocol=args.protocol,
-        trust_remote_code=args.trust_remote_code)
+        trust_remote_code=args.trust_remote_code,
+        answer_rule=args.answer_rule)
     world = detect_world()
     device = resolve_device(args.device) if args.device else claim_device(world)
     # Every input error surfaces here, before anything is written; the default sampler list keeps,
@@ -146,7 +153,8 @@ def manifest(options: RunOptions, ranks: list[dict] | None = None) -> dict:
     (by default one process on the CPU)."""
     ranks = ranks or [describe_rank(World(), torch.device("cpu"))]
     return {
-        "config": options.config(), "protocol": options.protocol, "command": " ".join(sys.argv),
+        "config": options.config(), "protocol": options.protocol, "answer_rule": options.answer_rule,
+        "command": " ".join(sys.argv),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "seeds": {"seed": options.seed, "per_example": "sha256(seed, task, example_id), shared by all samplers"},
         "data_dir": options.data_dir, "environment": environment.describe(),

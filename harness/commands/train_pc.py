@@ -25,6 +25,7 @@ from harness.backbones import load_backbone
 from harness.commands.arguments import add_data_dir, explicit_command, positive_int
 from harness.commands.train import family_pairs, family_tasks
 from harness.errors import HarnessError
+from harness.training.checkpoint import load_checkpoint, save_checkpoint
 from harness.training.compute import write_compute_record
 
 CACHE = "pc_cache.pt"
@@ -108,7 +109,7 @@ def _cached_windows(args, backbone, out: Path) -> tuple[dict, float]:
            "train_pairs": args.train_pairs, "val_pairs": args.val_pairs, "seed": args.seed}
     path = out / CACHE
     if path.is_file():
-        cache = torch.load(path, weights_only=False)
+        cache = load_checkpoint(path)
         if cache["key"] != key:
             raise HarnessError(f"{path} was computed with other settings; re-run with the same options or use a new --out")
         return {name: WindowSet(**sets) for name, sets in cache["sets"].items()}, cache["seconds"]
@@ -129,7 +130,7 @@ def _cached_windows(args, backbone, out: Path) -> tuple[dict, float]:
         sets[f"ratio {ratio}"] = cache_windows(backbone, val_pairs, args.window, ratio_masks(ratio, args.window),
                                                torch.Generator().manual_seed(args.seed + 2), args.top_k)
     seconds = time.perf_counter() - started
-    torch.save({"key": key, "seconds": seconds, "sets": {name: vars(s) for name, s in sets.items()}}, path)
+    save_checkpoint({"key": key, "seconds": seconds, "sets": {name: vars(s) for name, s in sets.items()}}, path)
     return sets, seconds
 
 

@@ -44,9 +44,12 @@ def cell_key(record: dict) -> tuple:
 
 def _read_json(path: Path) -> dict:
     try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
+        data = json.loads(path.read_bytes())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise HarnessError(f"cannot read {path}: {err}") from None
+    if not isinstance(data, dict):
+        raise HarnessError(f"cannot read {path}: not a JSON object")
+    return data
 
 
 def load_inputs(paths: list[str | Path]) -> ReportInputs:

@@ -16,7 +16,6 @@ sequence ends: it would learn answer lengths relative to an end that decoding pu
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -27,6 +26,7 @@ import torch.nn.functional as F
 
 from harness.backbones.transformer import MaskedDiffusionTransformer, TransformerConfig
 from harness.errors import HarnessError
+from harness.training.checkpoint import load_checkpoint, save_checkpoint
 
 EPS = 1e-3
 CHECKPOINT = "checkpoint.pt"
@@ -121,15 +121,13 @@ class TrainState:
 
     def save(self, path: Path, config: TrainConfig) -> None:
         """Write atomically: a kill during the write leaves the previous checkpoint intact."""
-        tmp = path.with_suffix(".tmp")
-        torch.save({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                    "generator": self.generator.get_state(), "step": self.step, "tokens": self.tokens,
-                    "wall_seconds": self.wall_seconds, "val_loss": self.val_loss, "curve": self.curve,
-                    "train_config": asdict(config), "model_config": self.model.config.to_dict()}, tmp)
-        os.replace(tmp, path)
+        save_checkpoint({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                        "generator": self.generator.get_state(), "step": self.step, "tokens": self.tokens,
+                        "wall_seconds": self.wall_seconds, "val_loss": self.val_loss, "curve": self.curve,
+                        "train_config": asdict(config), "model_config": self.model.config.to_dict()}, path)
 
     def load(self, path: Path, config: TrainConfig) -> None:
-        saved = torch.load(path, weights_only=False)
+        saved = load_checkpoint(path)
         expected = {"train_config": asdict(config), "model_config": self.model.config.to_dict()}
         for key, value in expected.items():
             if saved[key] != value:
