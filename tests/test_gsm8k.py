@@ -30,7 +30,30 @@ def test_loads_the_real_splits_with_stable_ids_and_clean_targets(data_dir):
 def test_every_reference_answer_scores_correct(data_dir):
     for split in ("test", "train"):
         for ex in TASK.load(split, data_dir=data_dir):
-            assert TASK.score(ex.solution, ex).correct, ex.id
+            score = TASK.score(ex.solution, ex)
+            assert score.correct and score.details["well_formed"], ex.id
+
+
+@pytest.mark.parametrize("completion, well_formed", [
+    ("She pays 3 * 4 = 12 dollars.\n#### 12", True),
+    ("Total: 1,250 - 50 = 1,200\n#### 1,200\n\n", True),      # trailing blank lines are padding
+    ("He is 5 - 8 = -3 degrees.\n#### -3", True),
+    ("#### 12\nShe pays 12 dollars.", False),                     # the answer line must close the solution
+    ("She pays 12 dollars.", False),                               # an answer, but not a solution's layout
+    ("She pays 3 * 4 = 12 dollars.\n#### twelve", False),         # no number on the answer line
+    ("#### 12 #### 12", False),
+    ("", False),
+])
+def test_well_formed_means_a_closing_answer_line(completion, well_formed):
+    assert TASK.score(completion, example("12")).details["well_formed"] is well_formed
+
+
+def test_summary_is_the_well_formed_share_with_its_interval():
+    scores = [TASK.score(text, example("12")) for text in ["a\n#### 12", "#### 7", "12", "none"]]
+    summary = TASK.summarize(scores)
+    assert summary["well_formed"] == 0.5
+    assert summary["well_formed/ci_low"] < 0.5 < summary["well_formed/ci_high"]
+    assert TASK.summarize([]) == {}
 
 
 def test_bad_split_limit_and_gold_are_clear_errors(tmp_path):
