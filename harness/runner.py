@@ -210,6 +210,7 @@ def run(options: RunOptions, store: RunStore, cells: list[Cell], progress: bool 
         return None
     position = {key: i for i, key in enumerate(_sample_key(cell, ex) for cell in cells for ex in cell.examples)}
     store.merge_shards(order=lambda r: position.get(record_key(r), len(position)))  # the order one process writes
+    store.samples.check_unique()  # a sample counted twice would narrow every interval
     summary = summarize(cells, store.records(), options)
     store.write_summary(summary)
     return summary

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -66,16 +67,29 @@ class RecordLog:
                 f.truncate(end)
 
     def read(self) -> list[dict]:
+        """Every whole record; an unfinished last line (a write in progress, or torn by a kill) is not one yet."""
         if not self.path.exists():
             return []
         records = []
         with open(self.path) as f:
             for lineno, line in enumerate(f, 1):
+                if not line.endswith("\n"):
+                    break
                 try:
                     records.append(json.loads(line))
                 except json.JSONDecodeError as err:
                     raise HarnessError(f"{self.path}:{lineno}: malformed record ({err})") from None
         return records
+
+    def check_unique(self) -> None:
+        """Refuse a log that holds a sample twice: its counts and intervals would be wrong."""
+        seen = set()
+        for lineno, record in enumerate(self.read(), 1):
+            key = record_key(record)
+            if key in seen:
+                raise HarnessError(f"{self.path}:{lineno} repeats sample {_describe(key)}; nothing was changed: "
+                                   f"re-run with --dedupe to keep the first copy of each sample")
+            seen.add(key)
 
     def append(self, records: list[dict]) -> None:
         """Append a batch durably: one write, flush, fsync."""
@@ -95,6 +109,11 @@ class RecordLog:
         _fsync_dir(self.path.parent)
 
 
+def _describe(key: tuple) -> str:
+    task, example_id, sampler, remasking, steps = key
+    return f"{task} {example_id} ({sampler}, {remasking}, {steps} steps)"
+
+
 def _lines(records: list[dict]) -> str:
     return "".join(json.dumps(r, sort_keys=True) + "\n" for r in records)
 
@@ -112,11 +131,12 @@ class RunStore:
         # Where this process appends: its own shard when sharded, so no two processes write one file.
         self.log = RecordLog(self.dir / shard_name(rank, world_size)) if world_size > 1 else self.samples
 
-    def open(self, manifest: dict, reshard: bool = False) -> None:
+    def open(self, manifest: dict, reshard: bool = False, dedupe: bool = False) -> None:
         """Create the run directory, or reopen it to resume if its configuration and world size match.
 
         With `reshard`, a directory made with another world size is taken over: its shards are merged
         into samples.jsonl (keeping every finished record) and the manifest takes this launch's world.
+        A log holding a sample twice is refused, or with `dedupe` rewritten with the first copy of each.
         Under torchrun, rank 0 opens first: the others then find the directory it prepared.
         """
         if not self.manifest_path.exists():
@@ -142,6 +162,10 @@ class RunStore:
             write_json_atomic(self.manifest_path, {**stored, "world": manifest["world"]})
         self.samples.cut_torn_tail()  # left by a killed single-process run
         self.log.cut_torn_tail()
+        if dedupe:
+            self.dedupe()
+        for log in dict.fromkeys([self.samples, self.log]):  # one log when not sharded
+            log.check_unique()
 
     def records(self) -> list[dict]:
         """Every record this process can see: the merged samples and its own shard."""
@@ -168,6 +192,19 @@ class RunStore:
         self.samples.replace(sorted(records, key=order) if order else records)
         for shard in shards:  # a kill before this point leaves shards whose records the next merge drops as seen
             shard.unlink()
+
+    def dedupe(self) -> None:
+        """Keep the first copy of each sample, reading samples.jsonl and then the shards; rewrite only what changes."""
+        seen = set()
+        for log in [self.samples, *map(RecordLog, sorted(self.dir.glob(SHARD_GLOB)))]:
+            records, kept = log.read(), []
+            for record in records:
+                if record_key(record) not in seen:
+                    seen.add(record_key(record))
+                    kept.append(record)
+            if len(kept) < len(records):
+                log.replace(kept)
+                print(f"{log.path}: dropped {len(records) - len(kept)} repeated sample(s)", file=sys.stderr)
 
     def write_summary(self, summary: dict) -> None:
         write_json_atomic(self.summary_path, summary)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from contextlib import ExitStack
 from datetime import datetime, timezone
 
 import torch
@@ -19,6 +20,7 @@ from harness.distributed import (DEFAULT_BARRIER_TIMEOUT_MINUTES, World, claim_d
                                  process_group)
 from harness.backbones import resolve_device
 from harness.protocols import PROTOCOLS
+from harness.run_lock import RunLock
 from harness.runner import RunOptions, format_table, plan, run
 from harness.sampler import list_samplers
 from harness.store import RunStore
@@ -80,6 +82,9 @@ def add_parser(commands) -> None:
                    metavar="MINUTES", help="under torchrun, how long a rank that has finished its share waits for "
                                            f"the slowest one (default {DEFAULT_BARRIER_TIMEOUT_MINUTES}); if it runs "
                                            "out, re-running the command resumes and merges")
+    p.add_argument("--dedupe", action="store_true",
+                   help="repair an --out whose samples.jsonl holds a sample more than once (which `run` refuses "
+                        "to summarise): keep the first copy of each")
     p.add_argument("--no-report", action="store_true", help="do not write the HTML report at the end")
     p.set_defaults(func=main)
 
@@ -114,10 +119,16 @@ def main(args: argparse.Namespace) -> int:
     # Every input error surfaces here, before anything is written; the default sampler list keeps,
     # per task, the samplers that apply to its backbone (diffu-grpo only where an adapter is shipped).
     cells = plan(options, device, only_applicable=args.samplers is None)
-    with process_group(world, device, args.barrier_timeout):
+    with process_group(world, device, args.barrier_timeout), ExitStack() as held:
         store = RunStore(world.broadcast(args.out or _default_out(options)), world.rank, world.size)
         made = manifest(options, world.gather(describe_rank(world, device)))
-        world.main_first(lambda: store.open(made, reshard=args.reshard))
+
+        def prepare() -> None:
+            if world.is_main:  # rank 0 holds the lock for the whole launch; its refusal fails the launch
+                held.enter_context(RunLock(store.dir))
+            store.open(made, reshard=args.reshard, dedupe=args.dedupe and world.is_main)
+
+        world.main_first(prepare)
         start = time.perf_counter()
         summary = run(options, store, cells, progress=not args.quiet, world=world)
     if summary is None:  # a rank other than 0: rank 0 merges and reports

@@ -8,10 +8,12 @@ sample appearing in two runs is ambiguous and refused.
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import HarnessError
+from harness.run_lock import lock_holder
 from harness.store import RunStore
 
 GAP_FILE = "gap.json"
@@ -26,6 +28,7 @@ class Run:
     dir: Path
     manifest: dict
     records: list[dict]
+    in_progress: str | None = None  # the holder of the run's lock ("pid N on HOST") while it still runs
 
 
 @dataclass
@@ -60,7 +63,11 @@ def load_inputs(paths: list[str | Path]) -> ReportInputs:
         if not store.manifest_path.is_file():
             raise HarnessError(f"{path} is neither a run directory (no manifest.json) nor a gap result "
                                f"(no {GAP_FILE})")
-        run = Run(path, _read_json(store.manifest_path), store.records())
+        holder = lock_holder(path)  # read what is finished, without waiting for the run
+        run = Run(path, _read_json(store.manifest_path), store.records(), holder)
+        if holder:
+            print(f"note: {path} is a run still in progress ({holder}); reading the {len(run.records)} samples "
+                  f"finished so far", file=sys.stderr)
         for number, record in enumerate(run.records, 1):
             missing = [f for f in RECORD_FIELDS if f not in record]
             if missing:
