@@ -148,8 +148,13 @@ def test_grid_regions_point_at_the_puzzle_and_answer_digits():
 
 def test_train_command_exports_a_loadable_model_and_its_compute_record(tmp_path, capsys):
     out = tmp_path / "names"
-    assert cli(["train", "--family", "names", "--steps", "3", "--batch-size", "8", "--layers", "1", "--heads", "2",
-                "--dim", "16", "--checkpoint-every", "2", "--out", str(out), "--quiet"]) == 0
+    command = ["train", "--family", "names", "--steps", "3", "--batch-size", "8", "--layers", "1", "--heads", "2",
+               "--dim", "16", "--checkpoint-every", "2", "--out", str(out), "--quiet"]
+    # A chunk that ends before the first validation, then one that finishes the run.
+    assert cli(command + ["--max-minutes", "1e-9"]) == 0
+    assert "stopped at step 1 of 3" in capsys.readouterr().out and not (out / "compute.json").exists()
+    assert cli(command + ["--max-minutes", "1e-9"]) == 0
+    assert cli(command) == 0
     backbone = load_embedded_dir(out)
     assert backbone.model.config.d_model == 16 and backbone.name == "embedded-names"
     record = json.loads((out / "compute.json").read_text())
@@ -159,4 +164,5 @@ def test_train_command_exports_a_loadable_model_and_its_compute_record(tmp_path,
     assert record["flops_estimate"] == 6 * record["trainable_params"] * record["tokens"]
     assert record["command"].startswith("python -m harness train --family names") and "--dim 16" in record["command"]
     assert math.isfinite(record["val_loss"])
+    assert [point["step"] for point in record["val_curve"]] == [2, 3]
     assert not (out / "checkpoint.pt").exists()

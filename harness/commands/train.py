@@ -43,7 +43,7 @@ PRESETS = {
     "names": Preset(steps=1200, batch_size=64, lr=3e-3, layers=2, heads=2, dim=64),
     "sudoku": Preset(steps=800, batch_size=64, lr=2e-3, layers=4, heads=4, dim=128, grid=True),
     "countdown": Preset(steps=1500, batch_size=64, lr=2e-3, layers=4, heads=4, dim=128),
-    "math": Preset(steps=1500, batch_size=32, lr=1e-3, layers=6, heads=5, dim=320, precision="bfloat16"),
+    "math": Preset(steps=1000, batch_size=32, lr=1e-3, layers=6, heads=5, dim=320, precision="bfloat16"),
 }
 TOKENIZER_DIR = ASSETS / "tokenizer"
 PRECISIONS = ("float32", "bfloat16")
@@ -163,8 +163,9 @@ def main(args: argparse.Namespace) -> int:
                   max_seconds=None if args.max_minutes is None else 60 * args.max_minutes)
     bar.close()
     if state.step < args.steps:
+        val = "-" if state.val_loss is None else f"{state.val_loss:.4f}"
         print(f"{args.family}: stopped at step {state.step} of {args.steps} after --max-minutes {args.max_minutes:g} "
-              f"(val loss {state.val_loss:.4f}); re-run the same command to resume")
+              f"(last val loss {val}); re-run the same command to resume")
         return 0
     save_embedded(state.model, out, args.family, tokenizer_dir)
     params = state.model.num_params()
