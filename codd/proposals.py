@@ -1,5 +1,5 @@
 """CoDD's proposals: the backbone's per-token distributions times an HMM over a window
-(DESIGN.md 4.2), as hooks of the decoding engine (harness.decoding.Proposal).
+(DESIGN.md 4.2), as hooks of the decoding engine (harness.engine.decoding.Proposal).
 
 The evidence of position t is log q_t = log_softmax(logits_t) / tau. Dividing the
 log-probabilities rather than the logits changes log q_t only by a per-position constant,

@@ -19,9 +19,9 @@ from codd.hmm import HMM
 from codd.hub import author_pc
 from codd.proposals import PROPOSALS, BlockAnyOrder, BlockProposal, Product
 from codd.windows import WindowedProposal
-from harness.decoding import DecodeConfig, Generation, generate
+from harness.engine.decoding import DecodeConfig, Generation, generate
+from harness.engine.sampler import Sampler, register_sampler
 from harness.errors import HarnessError
-from harness.sampler import Sampler, register_sampler
 
 
 def _check_number(name: str, value, low: float, high: float, low_open: bool) -> float:

@@ -37,9 +37,9 @@ from pathlib import Path
 import torch
 
 from codd.hmm import HMM
-from harness.decoding import _window_logits
+from harness.engine.decoding import window_logits
 from harness.errors import HarnessError
-from harness.training.sft import Pair, collate
+from harness.training.pairs import Pair, collate
 
 CHECKPOINT = "pc_checkpoint.pt"
 RATIOS = tuple(round(0.1 * i, 1) for i in range(1, 11))
@@ -101,7 +101,7 @@ def cache_windows(backbone, pairs: list[Pair], width: int, masks: Callable[[int,
         x[:, -length:] = x[:, -length:].masked_fill(masked, backbone.mask_id)
         x, attention = x.to(backbone.device), attention.to(backbone.device)
         prompt_tokens = attention & ~response.to(backbone.device)
-        log_q = _window_logits(backbone, x, attention, prompt_tokens, x.shape[1] - length, length, 0.0)
+        log_q = window_logits(backbone, x, attention, prompt_tokens, x.shape[1] - length, length, 0.0)
         log_q = log_q.log_softmax(-1).cpu()
         tokens = ids[:, -length:]
         solution_end = torch.where((tokens == backbone.eos_id).any(1), (tokens == backbone.eos_id).int().argmax(1),

@@ -17,7 +17,7 @@ import bisect
 import torch
 
 from codd.proposals import Product
-from harness.decoding import DecodeConfig, draw_candidates
+from harness.engine.decoding import DecodeConfig, draw_candidates
 
 
 def cover(positions: list[int], width: int) -> list[int]:

@@ -18,8 +18,8 @@ import json
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from harness.engine.remasking import RANDOM
 from harness.errors import HarnessError
-from harness.remasking import RANDOM
 from harness.runner import RunOptions
 from harness.stats import mcnemar_exact
 

@@ -25,10 +25,10 @@ from lm_eval.api.model import LM
 from lm_eval.api.registry import register_model
 
 from harness.backbones import load_backbone, resolve_device
-from harness.decoding import DecodeConfig
+from harness.engine.decoding import DecodeConfig
+from harness.engine.sampler import get_sampler
 from harness.errors import HarnessError
 from harness.runner import row_seed
-from harness.sampler import get_sampler
 
 
 @register_model("codd-bench")

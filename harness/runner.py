@@ -20,12 +20,12 @@ from tqdm import tqdm
 
 from harness.backbones import backbone_key, load_backbone
 from harness.backbones.base import Backbone
-from harness.budget import budget_steps
-from harness.decoding import DecodeConfig
+from harness.engine.budget import budget_steps
+from harness.engine.decoding import DecodeConfig
 from harness.distributed import World
 from harness.errors import HarnessError
 from harness.protocols import Protocol, get_protocol
-from harness.sampler import Sampler, get_sampler
+from harness.engine.sampler import Sampler, get_sampler
 from harness.stats import wilson_interval
 from harness.store import RunStore, record_key
 from tasks import Example, Score, Task, get_task

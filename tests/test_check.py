@@ -6,9 +6,9 @@ import json
 import pytest
 
 from baselines.factorized import Factorized
-from harness import sampler as sampler_registry
 from harness.check import compare, completion_hash, expected_cells
 from harness.cli import main as cli
+from harness.engine import sampler as sampler_registry
 
 RUN = ["run", "--tasks", "names", "--samplers", "factorized", "--tokens-per-step", "1,2", "--no-report", "--quiet"]
 

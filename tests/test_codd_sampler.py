@@ -9,9 +9,9 @@ from tiny_backbone import TinyBackbone
 from codd import HMM, save_pc
 from codd.proposals import Product
 from codd.windows import cover
-from harness.decoding import DecodeConfig
+from harness.engine.decoding import DecodeConfig
+from harness.engine.sampler import get_sampler
 from harness.errors import HarnessError
-from harness.sampler import get_sampler
 
 DRAWS = 20_000
 VOCAB = 6  # TinyBackbone: ids 0-2 plain, 3 pad, 4 eos, 5 mask (never predicted)

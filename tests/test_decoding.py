@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from harness.backbones.base import Backbone
-from harness.decoding import DecodeConfig, block_schedule, filter_logits, full_schedule, generate
+from harness.engine.decoding import DecodeConfig, block_schedule, filter_logits, full_schedule, generate
 from harness.errors import HarnessError
-from harness.remasking import entropy, low_confidence, margin, topprob
-from harness.sampler import get_sampler
+from harness.engine.remasking import entropy, low_confidence, margin, topprob
+from harness.engine.sampler import get_sampler
 from tiny_backbone import TinyBackbone
 
 

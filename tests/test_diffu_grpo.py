@@ -18,10 +18,10 @@ from baselines.grpo.rewards import reward
 from baselines.grpo.trainer import GRPOConfig, completion_logps, counted_tokens, train
 from harness.backbones.embedded import EmbeddedBackbone
 from harness.backbones.transformer import MaskedDiffusionTransformer, TransformerConfig
-from harness.decoding import DecodeConfig, generate
+from harness.engine.decoding import DecodeConfig, generate
 from harness.errors import HarnessError
 from harness.runner import RunOptions, plan
-from harness.sampler import get_sampler
+from harness.engine.sampler import get_sampler
 from tasks import get_task
 
 VOCAB = 12

@@ -26,7 +26,7 @@ from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
 
 from baselines.grpo.adapter import EMBEDDED_TARGETS, add_lora, network
 from baselines.grpo.loss import LossTerms, group_advantages, grpo_loss, masked_input, token_logps
-from harness.decoding import DecodeConfig, generate
+from harness.engine.decoding import DecodeConfig, generate
 from harness.errors import HarnessError
 
 CHECKPOINT = "checkpoint.pt"

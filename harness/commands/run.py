@@ -22,7 +22,7 @@ from harness.backbones import resolve_device
 from harness.protocols import PROTOCOLS
 from harness.run_lock import RunLock
 from harness.runner import RunOptions, format_table, plan, run
-from harness.sampler import list_samplers
+from harness.engine.sampler import list_samplers
 from harness.store import RunStore
 
 

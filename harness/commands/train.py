@@ -22,8 +22,10 @@ from harness.commands.arguments import add_data_dir, explicit_command, positive_
 from harness.errors import HarnessError
 from harness.training.compute import write_compute_record
 from harness.training.grid_layout import grid_regions
-from harness.training.sft import CHECKPOINT, Pair, TrainConfig, make_pair, train
-from harness.training.tokenizer import load_tokenizer, train_tokenizer
+from harness.training.pairs import Pair, make_pair
+from harness.training.sft import CHECKPOINT, TrainConfig, train
+from harness.backbones.tokenizer import load_tokenizer
+from harness.training.tokenizer import train_tokenizer
 from tasks import Task, get_task, list_tasks
 
 

@@ -21,7 +21,7 @@ from baselines.grpo.rewards import reward
 from baselines.grpo.trainer import CHECKPOINT, GRPOConfig, flops_estimate, train
 from harness.backbones import load_backbone
 from harness.commands.arguments import add_data_dir, explicit_command, name_list, positive_int
-from harness.decoding import DecodeConfig
+from harness.engine.decoding import DecodeConfig
 from harness.errors import HarnessError
 from harness.training.compute import write_compute_record
 from tasks import get_task

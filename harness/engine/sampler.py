@@ -57,8 +57,8 @@ class Sampler(ABC):
     @abstractmethod
     def generate(self, backbone, prompt_ids: torch.Tensor, attention_mask: torch.Tensor,
                  config, generators: list[torch.Generator]):
-        """Decode a left-padded batch with `config` (a harness.decoding.DecodeConfig);
-        `generators` gives each row its own random stream. Returns a harness.decoding.Generation."""
+        """Decode a left-padded batch with `config` (a harness.engine.decoding.DecodeConfig);
+        `generators` gives each row its own random stream. Returns a harness.engine.decoding.Generation."""
 
 
 def register_sampler(cls: type[Sampler]) -> type[Sampler]:

@@ -26,8 +26,8 @@ from typing import Protocol
 
 import torch
 
+from harness.engine.remasking import CONFIDENCE_RULES, RANDOM, REMASKING_RULES
 from harness.errors import HarnessError
-from harness.remasking import CONFIDENCE_RULES, RANDOM, REMASKING_RULES
 
 MODES = ("block", "full")
 
@@ -127,7 +127,7 @@ def _windows(config: DecodeConfig, prompt_width: int) -> list[tuple[int, int, in
             for b in range(blocks)]
 
 
-def _window_logits(backbone, x: torch.Tensor, attention: torch.Tensor, prompt_tokens: torch.Tensor,
+def window_logits(backbone, x: torch.Tensor, attention: torch.Tensor, prompt_tokens: torch.Tensor,
                    start: int, width: int, cfg_scale: float) -> torch.Tensor:
     """Float32 logits [b, width, V] predicting the window's tokens. Dream-style backbones
     predict position j at j - 1; classifier-free guidance contrasts with the prompt masked out."""
@@ -253,7 +253,7 @@ def generate(backbone, prompt_ids: torch.Tensor, attention_mask: torch.Tensor, c
             rows = (~finished & (schedule[:, step] > 0)).nonzero().squeeze(1)
             if rows.numel() == 0:
                 continue
-            logits = _window_logits(backbone, x[rows], attention[rows], prompt_tokens[rows], start, width,
+            logits = window_logits(backbone, x[rows], attention[rows], prompt_tokens[rows], start, width,
                                     config.cfg_scale)
             nfe[rows.cpu()] += calls_per_step
             row_generators = [generators[r] for r in rows.tolist()]
