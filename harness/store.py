@@ -18,17 +18,77 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import NamedTuple
 
 from harness.errors import HarnessError
 
 SHARD_GLOB = "samples.rank*-of-*.jsonl"
 
 
-def record_key(record: dict) -> tuple:
-    """What makes a sample unique within a run."""
-    return (record["task"], record["example_id"], record["sampler"], record["remasking"], record["steps"])
+class Cell(NamedTuple):
+    """Everything that defines a result but the example: samples of one cell are results of one
+    experiment, whichever run made them (a run's summary, a check baseline and a report pool by it)."""
+
+    model: str
+    protocol: str
+    task: str
+    mode: str
+    gen_length: int
+    block_length: int
+    temperature: float
+    sampler: str
+    remasking: str
+    steps: int
+
+    def key_of(self, example_id: str) -> tuple:
+        """The key of this cell's sample of `example_id`."""
+        return (*self, example_id)
+
+
+@dataclass(frozen=True)
+class Record:
+    """One generated sample: its cell and what decoding the cell's example gave. samples.jsonl holds
+    one per line, as a flat JSON object (the cell's fields beside the others)."""
+
+    cell: Cell
+    example_id: str
+    seed: int
+    row_seed: int       # the example's own random stream (harness.runner.row_seed)
+    completion: str
+    extracted: str | None
+    correct: bool
+    details: dict       # the task's per-sample metrics (e.g. sudoku cell accuracy)
+    reference: str
+    nfe: int            # backbone forward passes
+    seconds: float      # the batch's decoding time divided by its size
+
+    def key(self) -> tuple:
+        """What makes a sample unique: its cell and example."""
+        return self.cell.key_of(self.example_id)
+
+    @classmethod
+    def from_json(cls, data: dict) -> Record:
+        names = [*Cell._fields, *(f.name for f in fields(cls)[1:])]
+        missing, unknown = [n for n in names if n not in data], sorted(set(data) - set(names))
+        if missing or unknown:
+            raise ValueError("; ".join(([f"record lacks {', '.join(missing)}"] if missing else [])
+                                       + ([f"unknown field(s) {', '.join(unknown)}"] if unknown else [])))
+        cell = Cell(**{n: data[n] for n in Cell._fields})
+        return cls(cell, **{n: data[n] for n in names[len(Cell._fields):]})
+
+    def to_json(self) -> dict:
+        return {**self.cell._asdict(), **{f.name: getattr(self, f.name) for f in fields(self)[1:]}}
+
+
+def group_by_cell(records: Iterable[Record]) -> dict[Cell, list[Record]]:
+    """Records by cell, in order of first appearance, each cell's records by example id."""
+    cells: dict[Cell, list[Record]] = {}
+    for record in records:
+        cells.setdefault(record.cell, []).append(record)
+    return {cell: sorted(group, key=lambda r: r.example_id) for cell, group in cells.items()}
 
 
 def shard_name(rank: int, world_size: int) -> str:
@@ -66,7 +126,7 @@ class RecordLog:
             with open(self.path, "r+b") as f:
                 f.truncate(end)
 
-    def read(self) -> list[dict]:
+    def read(self) -> list[Record]:
         """Every whole record; an unfinished last line (a write in progress, or torn by a kill) is not one yet."""
         if not self.path.exists():
             return []
@@ -76,8 +136,8 @@ class RecordLog:
                 if not line.endswith("\n"):
                     break
                 try:
-                    records.append(json.loads(line))
-                except json.JSONDecodeError as err:
+                    records.append(Record.from_json(json.loads(line)))
+                except (json.JSONDecodeError, ValueError, TypeError) as err:
                     raise HarnessError(f"{self.path}:{lineno}: malformed record ({err})") from None
         return records
 
@@ -85,20 +145,21 @@ class RecordLog:
         """Refuse a log that holds a sample twice: its counts and intervals would be wrong."""
         seen = set()
         for lineno, record in enumerate(self.read(), 1):
-            key = record_key(record)
-            if key in seen:
-                raise HarnessError(f"{self.path}:{lineno} repeats sample {_describe(key)}; nothing was changed: "
+            if record.key() in seen:
+                cell = record.cell
+                raise HarnessError(f"{self.path}:{lineno} repeats sample {cell.task} {record.example_id} "
+                                   f"({cell.sampler}, {cell.remasking}, {cell.steps} steps); nothing was changed: "
                                    f"re-run with --dedupe to keep the first copy of each sample")
-            seen.add(key)
+            seen.add(record.key())
 
-    def append(self, records: list[dict]) -> None:
+    def append(self, records: list[Record]) -> None:
         """Append a batch durably: one write, flush, fsync."""
         with open(self.path, "a") as f:
             f.write(_lines(records))
             f.flush()
             os.fsync(f.fileno())
 
-    def replace(self, records: list[dict]) -> None:
+    def replace(self, records: list[Record]) -> None:
         """Swap in a whole new content durably: a crash leaves either the old file or the new one."""
         tmp = self.path.with_name(self.path.name + ".tmp")
         with open(tmp, "w") as f:
@@ -109,13 +170,8 @@ class RecordLog:
         _fsync_dir(self.path.parent)
 
 
-def _describe(key: tuple) -> str:
-    task, example_id, sampler, remasking, steps = key
-    return f"{task} {example_id} ({sampler}, {remasking}, {steps} steps)"
-
-
-def _lines(records: list[dict]) -> str:
-    return "".join(json.dumps(r, sort_keys=True) + "\n" for r in records)
+def _lines(records: list[Record]) -> str:
+    return "".join(json.dumps(r.to_json(), sort_keys=True) + "\n" for r in records)
 
 
 class RunStore:
@@ -167,14 +223,14 @@ class RunStore:
         for log in dict.fromkeys([self.samples, self.log]):  # one log when not sharded
             log.check_unique()
 
-    def records(self) -> list[dict]:
+    def records(self) -> list[Record]:
         """Every record this process can see: the merged samples and its own shard."""
         return self.samples.read() + (self.log.read() if self.log is not self.samples else [])
 
-    def append(self, records: list[dict]) -> None:
+    def append(self, records: list[Record]) -> None:
         self.log.append(records)
 
-    def merge_shards(self, order: Callable[[dict], object] | None = None) -> None:
+    def merge_shards(self, order: Callable[[Record], object] | None = None) -> None:
         """Fold every shard into samples.jsonl, one record per key (the first seen wins), sorted by `order`
         (else samples.jsonl's records, then each shard's in file order), then delete the shards.
 
@@ -183,11 +239,11 @@ class RunStore:
         shards = sorted(self.dir.glob(SHARD_GLOB))
         if not shards:
             return
-        merged: dict[tuple, dict] = {}
+        merged: dict[tuple, Record] = {}
         for log in [self.samples, *map(RecordLog, shards)]:
             log.cut_torn_tail()
             for record in log.read():
-                merged.setdefault(record_key(record), record)
+                merged.setdefault(record.key(), record)
         records = list(merged.values())
         self.samples.replace(sorted(records, key=order) if order else records)
         for shard in shards:  # a kill before this point leaves shards whose records the next merge drops as seen
@@ -199,8 +255,8 @@ class RunStore:
         for log in [self.samples, *map(RecordLog, sorted(self.dir.glob(SHARD_GLOB)))]:
             records, kept = log.read(), []
             for record in records:
-                if record_key(record) not in seen:
-                    seen.add(record_key(record))
+                if record.key() not in seen:
+                    seen.add(record.key())
                     kept.append(record)
             if len(kept) < len(records):
                 log.replace(kept)

@@ -9,6 +9,7 @@ from baselines.factorized import Factorized
 from harness.check import compare, completion_hash, expected_cells
 from harness.cli import main as cli
 from harness.engine import sampler as sampler_registry
+from records import make_record
 
 RUN = ["run", "--tasks", "names", "--samplers", "factorized", "--tokens-per-step", "1,2", "--no-report", "--quiet"]
 
@@ -67,8 +68,8 @@ def test_sampled_configuration_passes_another_seed_and_fails_a_real_drop(tmp_pat
 
 def test_compare_rules_on_hand_made_records():
     def records(verdicts, text="a"):
-        return [{"task": "t", "sampler": "s", "remasking": "low_confidence", "steps": 1, "temperature": temperature,
-                 "example_id": f"e{i:02d}", "completion": f"{text}{i}", "correct": c} for i, c in enumerate(verdicts)]
+        return [make_record(task="t", sampler="s", steps=1, temperature=temperature, example_id=f"e{i:02d}",
+                            completion=f"{text}{i}", correct=c) for i, c in enumerate(verdicts)]
 
     temperature = 0.0
     base = {"options": {"seed": 0}, "alpha": 0.05, "tolerance": 0.3, "cells": expected_cells(records([True] * 10))}

@@ -5,6 +5,7 @@ import csv
 import itertools
 import json
 import math
+from dataclasses import replace
 from fractions import Fraction
 
 import numpy as np
@@ -21,6 +22,7 @@ from harness.report.qualitative import diff_segments
 from harness.report.tables import accuracy_rows, group_cells, latency_rows, paired_rows
 from harness.stats import mcnemar_exact, paired_bootstrap_interval, wilson_interval
 from harness.store import RunStore
+from records import make_record
 
 
 def _binomial_tail(k: int, n: int) -> Fraction:
@@ -60,18 +62,14 @@ def test_paired_bootstrap_matches_the_enumerated_bootstrap_distribution():
 
 
 def _record(example_id, sampler, steps, correct, completion="x", seconds=0.01, nfe=4, task="sudoku4", **setup):
-    record = {"task": task, "example_id": example_id, "sampler": sampler, "remasking": "low_confidence",
-              "steps": steps, "seed": 0, "gen_length": 16, "block_length": 16, "mode": "block", "temperature": 0.0,
-              "model": "embedded", "protocol": "native", "completion": completion, "extracted": completion,
-              "correct": correct, "details": {"cell_accuracy": 1.0 if correct else 0.5}, "reference": "r",
-              "nfe": nfe, "seconds": seconds}
-    record.update(setup)
-    return record
+    return make_record(example_id=example_id, sampler=sampler, steps=steps, correct=correct, completion=completion,
+                       extracted=completion, seconds=seconds, nfe=nfe, task=task,
+                       details={"cell_accuracy": 1.0 if correct else 0.5}, **setup)
 
 
 def _write_run(directory, records, config=None):
     store = RunStore(directory)
-    store.open({"config": config or {"tasks": sorted({r["task"] for r in records}), "seed": 0, "split": "test"},
+    store.open({"config": config or {"tasks": sorted({r.cell.task for r in records}), "seed": 0, "split": "test"},
                 "command": "test", "environment": {}})
     store.append(records)
     return directory
@@ -131,12 +129,12 @@ def codd_protocol_records(tmp_path_factory, data_dir) -> list[dict]:
     assert cli(["run", "--tasks", "math500", "--protocol", "codd", "--steps", "64", "--limit", "1",
                 "--samplers", "factorized,codd:tau=0.2,gamma=0.5,codd:proposal=ao", "--remasking", "low_confidence",
                 "--data-dir", str(data_dir), "--out", str(out), "--no-report", "--quiet"]) == 0
-    return [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    return RunStore(out).records()
 
 
 def test_published_numbers_sit_beside_the_runners_records_of_the_same_setup(codd_protocol_records):
     # The same records as LLaDA-8B's would be: only the model differs (an 8B model cannot run here).
-    llada = [{**r, "model": "llada-8b-instruct"} for r in codd_protocol_records]
+    llada = [replace(r, cell=r.cell._replace(model="llada-8b-instruct")) for r in codd_protocol_records]
     accuracy = {r["sampler"]: r for r in accuracy_rows(group_cells(llada))}
     assert accuracy["codd:gamma=0.5,tau=0.2"]["published"] == pytest.approx(0.158)
     assert accuracy["factorized"]["published"] == pytest.approx(0.126)
@@ -144,7 +142,7 @@ def test_published_numbers_sit_beside_the_runners_records_of_the_same_setup(codd
     latency = {r["sampler"]: r for r in latency_rows(group_cells(llada))}
     assert latency["codd:proposal=ao"]["published_seconds"] == pytest.approx(3.63)
     assert all(r["published"] is None for r in accuracy_rows(group_cells(codd_protocol_records)))  # embedded
-    native = accuracy_rows(group_cells([{**r, "protocol": "native"} for r in llada]))
+    native = accuracy_rows(group_cells([replace(r, cell=r.cell._replace(protocol="native")) for r in llada]))
     assert all(r["published"] is None for r in native)  # protocols never mix
 
 
@@ -156,7 +154,7 @@ def test_diff_segments_mark_only_what_differs():
 
 def test_report_is_self_contained_and_writes_tables_and_figures(tmp_path):
     records = _paired_records()
-    records[1]["completion"] = "<script>alert(1)</script>"  # completions are untrusted text
+    records[1] = replace(records[1], completion="<script>alert(1)</script>")  # completions are untrusted text
     run = _write_run(tmp_path / "run", records)
     page = build_report([run], tmp_path / "report")
     html = page.read_text()
@@ -181,8 +179,9 @@ def test_bad_inputs_are_refused(tmp_path):
     second = _write_run(tmp_path / "b", _paired_records()[:2])
     with pytest.raises(HarnessError, match="report them separately"):
         load_inputs([first, second])
-    broken = _write_run(tmp_path / "c", [{"task": "sudoku4"}])
-    with pytest.raises(HarnessError, match="lacks"):
+    broken = _write_run(tmp_path / "c", [])
+    (broken / "samples.jsonl").write_text('{"task": "sudoku4"}\n')
+    with pytest.raises(HarnessError, match="samples.jsonl:1: malformed record \\(record lacks model"):
         load_inputs([broken])
     assert cli(["report", str(tmp_path / "nowhere")]) == 2
 
