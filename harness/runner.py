@@ -14,13 +14,15 @@ import hashlib
 import sys
 import time
 from dataclasses import asdict, dataclass, replace
+from datetime import datetime, timezone
 
 import torch
 from tqdm import tqdm
 
+from harness import environment
 from harness.backbones import backbone_key, load_backbone
 from harness.backbones.base import Backbone
-from harness.distributed import World
+from harness.distributed import World, describe_rank
 from harness.engine.budget import budget_steps
 from harness.engine.decoding import DecodeConfig
 from harness.engine.sampler import Sampler, get_sampler
@@ -56,6 +58,19 @@ class RunOptions:
     def config(self) -> dict:
         """What defines the run's results (a resumed run must match it)."""
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items() if k != "data_dir"}
+
+
+def manifest(options: RunOptions, ranks: list[dict] | None = None) -> dict:
+    """What a run directory records about how it was made; `ranks` describes each process of the launch
+    (by default one process on the CPU)."""
+    ranks = ranks or [describe_rank(World(), torch.device("cpu"))]
+    return {
+        "config": options.config(), "protocol": options.protocol, "command": " ".join(sys.argv),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "seeds": {"seed": options.seed, "per_example": "sha256(seed, task, example_id), shared by all samplers"},
+        "data_dir": options.data_dir, "environment": environment.describe(),
+        "world": {"size": len(ranks), "ranks": ranks},
+    }
 
 
 @dataclass

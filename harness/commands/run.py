@@ -7,22 +7,18 @@ The same command runs data-parallel when launched by torchrun or accelerate laun
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from contextlib import ExitStack
-from datetime import datetime, timezone
+from datetime import datetime
 
-import torch
-
-from harness import environment
-from harness.commands.arguments import add_data_dir, name_list, positive_int, positive_int_list, sampler_list
-from harness.distributed import (DEFAULT_BARRIER_TIMEOUT_MINUTES, World, claim_device, describe_rank, detect_world,
-                                 process_group)
 from harness.backbones import resolve_device
+from harness.commands.arguments import add_data_dir, name_list, positive_int, positive_int_list, sampler_list
+from harness.distributed import (DEFAULT_BARRIER_TIMEOUT_MINUTES, claim_device, describe_rank, detect_world,
+                                 process_group)
+from harness.engine.sampler import list_samplers
 from harness.protocols import PROTOCOLS
 from harness.run_lock import RunLock
-from harness.runner import RunOptions, format_table, plan, run
-from harness.engine.sampler import list_samplers
+from harness.runner import RunOptions, format_table, manifest, plan, run
 from harness.store import RunStore
 
 
@@ -141,15 +137,3 @@ def main(args: argparse.Namespace) -> int:
         print(f"report: {build_report([store.dir])}")
     return 0
 
-
-def manifest(options: RunOptions, ranks: list[dict] | None = None) -> dict:
-    """What a run directory records about how it was made; `ranks` describes each process of the launch
-    (by default one process on the CPU)."""
-    ranks = ranks or [describe_rank(World(), torch.device("cpu"))]
-    return {
-        "config": options.config(), "protocol": options.protocol, "command": " ".join(sys.argv),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "seeds": {"seed": options.seed, "per_example": "sha256(seed, task, example_id), shared by all samplers"},
-        "data_dir": options.data_dir, "environment": environment.describe(),
-        "world": {"size": len(ranks), "ranks": ranks},
-    }
