@@ -18,17 +18,15 @@ from tqdm import tqdm
 
 from baselines.grpo.adapter import network
 from baselines.grpo.rewards import reward
-from baselines.grpo.trainer import CHECKPOINT, GRPOConfig, flops_estimate, train
+from baselines.grpo.trainer import EMBEDDED_PRESET, GRPOConfig, flops_estimate, train
 from harness.backbones import load_backbone
 from harness.commands.arguments import add_data_dir, explicit_command, name_list, positive_int
 from harness.engine.decoding import DecodeConfig
 from harness.errors import HarnessError
+from harness.training.checkpoint import CHECKPOINT
 from harness.training.compute import write_compute_record
 from tasks import get_task
 
-# d1's settings scaled to the embedded model: LoRA rank and learning rate for a 128-wide
-# network, fewer inner updates and more prompts per step so that a run takes minutes.
-EMBEDDED_PRESET = dict(lora_rank=16, lora_alpha=32.0, lr=2e-3, prompts_per_step=8, group_size=6, inner_updates=2)
 # d1 samples rollouts at temperature 0.9 and two tokens per step (256 tokens in 128 steps).
 ROLLOUT_TEMPERATURE = 0.9
 TOKENS_PER_STEP = 2

@@ -16,7 +16,6 @@ sequence ends: it would learn answer lengths relative to an end that decoding pu
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -26,11 +25,33 @@ import torch
 import torch.nn.functional as F
 
 from harness.backbones.transformer import MaskedDiffusionTransformer, TransformerConfig
-from harness.errors import HarnessError
+from harness.training.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
 from harness.training.pairs import Pair, collate
 
 EPS = 1e-3
-CHECKPOINT = "checkpoint.pt"
+
+
+@dataclass(frozen=True)
+class ModelPreset:
+    """Model size and training settings of one family's embedded model."""
+
+    steps: int
+    batch_size: int
+    lr: float
+    layers: int
+    heads: int
+    dim: int
+    grid: bool = False  # row/column/box embeddings for the sudoku grids
+    precision: str = "float32"
+
+
+# The settings each shipped model (harness/assets/embedded/<family>) was trained with: train's defaults.
+MODEL_PRESETS = {
+    "names": ModelPreset(steps=1200, batch_size=64, lr=3e-3, layers=2, heads=2, dim=64),
+    "sudoku": ModelPreset(steps=800, batch_size=64, lr=2e-3, layers=4, heads=4, dim=128, grid=True),
+    "countdown": ModelPreset(steps=1500, batch_size=64, lr=2e-3, layers=4, heads=4, dim=128),
+    "math": ModelPreset(steps=1000, batch_size=32, lr=1e-3, layers=6, heads=5, dim=320, precision="bfloat16"),
+}
 
 
 @dataclass(frozen=True)
@@ -91,27 +112,24 @@ class TrainState:
     curve: list[dict] = field(default_factory=list)
 
     def save(self, path: Path, config: TrainConfig) -> None:
-        """Write atomically: a kill during the write leaves the previous checkpoint intact."""
-        tmp = path.with_suffix(".tmp")
-        torch.save({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                    "generator": self.generator.get_state(), "step": self.step, "tokens": self.tokens,
-                    "wall_seconds": self.wall_seconds, "val_loss": self.val_loss, "curve": self.curve,
-                    "train_config": asdict(config), "model_config": self.model.config.to_dict()}, tmp)
-        os.replace(tmp, path)
+        save_checkpoint(path, {
+            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "generator": self.generator.get_state(), **{name: getattr(self, name) for name in _COUNTERS},
+            **self._settings(config)})
 
     def load(self, path: Path, config: TrainConfig) -> None:
-        saved = torch.load(path, weights_only=False)
-        expected = {"train_config": asdict(config), "model_config": self.model.config.to_dict()}
-        for key, value in expected.items():
-            if saved[key] != value:
-                changed = sorted(k for k in value if saved[key].get(k) != value[k])
-                raise HarnessError(f"{path} was written with other settings (differ: {', '.join(changed)}); "
-                                   "re-run with the same options or use a new --out")
+        saved = load_checkpoint(path, self._settings(config))
         self.model.load_state_dict(saved["model"])
         self.optimizer.load_state_dict(saved["optimizer"])
         self.generator.set_state(saved["generator"])
-        self.step, self.tokens = saved["step"], saved["tokens"]
-        self.wall_seconds, self.val_loss, self.curve = saved["wall_seconds"], saved["val_loss"], saved["curve"]
+        for name in _COUNTERS:
+            setattr(self, name, saved[name])
+
+    def _settings(self, config: TrainConfig) -> dict[str, dict]:
+        return {"train_config": asdict(config), "model_config": self.model.config.to_dict()}
+
+
+_COUNTERS = ("step", "tokens", "wall_seconds", "val_loss", "curve")
 
 
 def train(model_config: TransformerConfig, config: TrainConfig, train_pairs: list[Pair], val_pairs: list[Pair],
