@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.errors import HarnessError
+from harness.registry import Registry
 from tasks import Example, Score, Task
 from tasks.boxed import last_boxed
 from tasks.countdown import Countdown
@@ -98,20 +99,17 @@ def d1_question(task: Task, ex: Example) -> str:
     return ex.question
 
 
-PROTOCOLS = {p.name: p for p in (
+PROTOCOLS: Registry[Protocol] = Registry("protocol")
+for _protocol in (
     Protocol("native", "this project's prompts, gen lengths, scorers and test sets"),
     Protocol("codd", "the CoDD paper: zero-shot, chat template, the authors' system prompts, gen length 512, Lb 32",
              tasks=("math500", "gsm8k"), gen_length=512, block_length=32),
     Protocol("d1", "the d1 paper: its prompts and <answer> format, steps = gen length / 2, its sudoku/countdown "
                    "test sets", tasks=("math500", "gsm8k", "sudoku4", "countdown"), tokens_per_step=2,
              instructions={"math500": D1_MATH, "gsm8k": D1_MATH, "countdown": D1_COUNTDOWN, "sudoku4": D1_SUDOKU}),
-)}
-
-
-def get_protocol(name: str) -> Protocol:
-    if name not in PROTOCOLS:
-        raise HarnessError(f"unknown protocol {name!r}; valid protocols: {', '.join(PROTOCOLS)}")
-    return PROTOCOLS[name]
+):
+    PROTOCOLS.register(_protocol)
+get_protocol = PROTOCOLS.get
 
 
 def _d1_file(name: str, data_dir: str | None) -> Path:

@@ -65,7 +65,7 @@ def add_parser(commands) -> None:
                    help="backbone compute dtype: float32 or bfloat16 (default: bfloat16 on CUDA, else float32)")
     p.add_argument("--device", default=None,
                    help="cpu, cuda or cuda:N (default: each rank's GPU if there is one, else the CPU)")
-    p.add_argument("--protocol", default="native", choices=list(PROTOCOLS),
+    p.add_argument("--protocol", default="native", choices=PROTOCOLS.names(),
                    help="evaluation protocol: " + "; ".join(f"{n}: {p.description}" for n, p in PROTOCOLS.items()))
     p.add_argument("--split", default="test", help="dataset split to evaluate (default test)")
     add_data_dir(p)

@@ -26,7 +26,7 @@ from typing import Protocol
 
 import torch
 
-from harness.engine.remasking import CONFIDENCE_RULES, RANDOM, REMASKING_RULES
+from harness.engine.remasking import RANDOM, REMASKING_RULES
 from harness.errors import HarnessError
 
 MODES = ("block", "full")
@@ -50,8 +50,7 @@ class DecodeConfig:
         """Raise a one-line HarnessError naming the first setting that cannot work."""
         if self.mode not in MODES:
             raise HarnessError(f"unknown decoding mode {self.mode!r}; valid modes: {', '.join(MODES)}")
-        if self.remasking not in REMASKING_RULES:
-            raise HarnessError(f"unknown remasking rule {self.remasking!r}; valid rules: {', '.join(REMASKING_RULES)}")
+        REMASKING_RULES.get(self.remasking)  # an unknown rule: a HarnessError listing the valid ones
         if self.gen_length <= 0:
             raise HarnessError(f"gen length must be positive, got {self.gen_length}")
         if not 0 < self.steps <= self.gen_length:
@@ -205,7 +204,7 @@ def _commit(tokens: torch.Tensor, logits: torch.Tensor, counts: torch.Tensor, co
     if config.remasking == RANDOM:
         confidence = _uniforms(per_row, generators, device=scores.device)
     else:
-        confidence = CONFIDENCE_RULES[config.remasking](scores.softmax(-1), candidates)
+        confidence = REMASKING_RULES.get(config.remasking)(scores.softmax(-1), candidates)
     window_confidence = torch.full(masked.shape, -torch.inf, dtype=torch.float64, device=tokens.device)
     window_confidence[masked] = confidence
     # Highest confidence first; a stable sort breaks exact ties towards the left.
