@@ -7,7 +7,9 @@ Papers evaluate differently, and numbers only compare within one protocol (DESIG
   gen length 512, blocks of 32) for math500 and gsm8k. Our math500 and gsm8k already carry their
   system prompts, and our scorers follow lm-eval's (math_verify; flexible-extract).
 * `d1`: d1's setup: its instruction and <reasoning>/<answer> format in the user turn, steps = L/2
-  (2 tokens per step), d1's own sudoku and countdown test sets (sudoku: the 256 puzzles d1 draws
+  (2 tokens per step), gen length 128 and blocks of 32 for every task (the defaults of d1's
+  eval/eval.py; its eval/run_eval.sh sweeps gen lengths 128, 256 and 512, all with blocks of 32:
+  --gen-length picks one), d1's own sudoku and countdown test sets (sudoku: the 256 puzzles d1 draws
   with numpy seed 42, scored like d1 by cell accuracy against the one solution the file lists,
   although about a quarter of those puzzles have several solutions).
 
@@ -28,6 +30,7 @@ import numpy as np
 from harness.errors import HarnessError
 from harness.registry import Registry
 from tasks import Example, Score, Task
+from tasks.answer_rule import FLEXIBLE
 from tasks.boxed import last_boxed
 from tasks.countdown import Countdown
 from tasks.data import ENV_VAR
@@ -77,9 +80,9 @@ class Protocol:
         # d1 puts its instruction in the user turn, before the question.
         return [{"role": "user", "content": self.instructions[task.name] + "\n\n" + d1_question(task, ex)}]
 
-    def score(self, task: Task, completion: str, ex: Example) -> Score:
+    def score(self, task: Task, completion: str, ex: Example, rule: str = FLEXIBLE) -> Score:
         if self.name != "d1" or task.name not in ("sudoku4", "countdown"):
-            return task.score(completion, ex)
+            return task.score(completion, ex, rule)
         answer = _ANSWER.findall(completion)
         text = answer[-1] if answer else completion
         if task.name == "countdown":
@@ -104,8 +107,9 @@ for _protocol in (
     Protocol("native", "this project's prompts, gen lengths, scorers and test sets"),
     Protocol("codd", "the CoDD paper: zero-shot, chat template, the authors' system prompts, gen length 512, Lb 32",
              tasks=("math500", "gsm8k"), gen_length=512, block_length=32),
-    Protocol("d1", "the d1 paper: its prompts and <answer> format, steps = gen length / 2, its sudoku/countdown "
-                   "test sets", tasks=("math500", "gsm8k", "sudoku4", "countdown"), tokens_per_step=2,
+    Protocol("d1", "the d1 paper: its prompts and <answer> format, gen length 128 (d1 also reports 256, 512), Lb 32, "
+                   "steps = gen length / 2, its sudoku/countdown test sets",
+             tasks=("math500", "gsm8k", "sudoku4", "countdown"), gen_length=128, block_length=32, tokens_per_step=2,
              instructions={"math500": D1_MATH, "gsm8k": D1_MATH, "countdown": D1_COUNTDOWN, "sudoku4": D1_SUDOKU}),
 ):
     PROTOCOLS.register(_protocol)
@@ -119,15 +123,34 @@ def _d1_file(name: str, data_dir: str | None) -> Path:
     raise HarnessError(f"protocol d1 needs d1/{name}; provide its folder with --data-dir DIR or {ENV_VAR}=DIR")
 
 
+def _d1_items(name: str, data_dir: str | None, parse) -> list:
+    """`parse(text)` of d1's file `name`; any way the file is not d1's is one clear error."""
+    path = _d1_file(name, data_dir)
+    try:
+        return parse(path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as err:
+        raise HarnessError(f"{path}: not d1's {name} ({type(err).__name__}: {err})") from None
+
+
+def _sudoku_rows(text: str) -> list[tuple[str, str]]:
+    rows = [(r["Puzzle"], r["Solution"]) for r in csv.DictReader(text.splitlines())]
+    if len(rows) < D1_SUDOKU_ITEMS or not all(re.fullmatch(r"[0-4]{16}", p) and re.fullmatch(r"[1-4]{16}", s)
+                                              for p, s in rows):
+        raise ValueError(f"needs at least {D1_SUDOKU_ITEMS} rows of a 16-digit Puzzle and Solution")
+    return rows
+
+
+def _countdown_items(text: str) -> list[tuple[list[int], int]]:
+    items = [json.loads(line) for line in text.splitlines() if line.strip()]
+    return [([int(n) for n in item["input"].split(",")], int(item["output"])) for item in items]
+
+
 def _d1_sudoku(task: Sudoku4, data_dir: str | None) -> list[Example]:
-    with _d1_file("sudoku4_test.csv", data_dir).open() as rows:
-        puzzles = [(r["Puzzle"], r["Solution"]) for r in csv.DictReader(rows)]
+    puzzles = _d1_items("sudoku4_test.csv", data_dir, _sudoku_rows)
     chosen = np.random.RandomState(D1_SUDOKU_SEED).choice(len(puzzles), D1_SUDOKU_ITEMS, replace=False)
     return [task.example(f"d1-sudoku4-{i:03d}", *puzzles[i]) for i in chosen]
 
 
 def _d1_countdown(task: Countdown, data_dir: str | None) -> list[Example]:
-    path = _d1_file("countdown_cd3_test.jsonl", data_dir)
-    items = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return [task.example(f"d1-countdown-{i:03d}", [int(n) for n in item["input"].split(",")], int(item["output"]))
-            for i, item in enumerate(items)]
+    items = _d1_items("countdown_cd3_test.jsonl", data_dir, _countdown_items)
+    return [task.example(f"d1-countdown-{i:03d}", numbers, target) for i, (numbers, target) in enumerate(items)]

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.errors import HarnessError
+from tasks.answer_rule import FLEXIBLE
 
 
 @dataclass(frozen=True)
@@ -54,8 +55,9 @@ class Task(ABC):
         """The examples of `split`, in a stable order, the first `limit` of them."""
 
     @abstractmethod
-    def score(self, completion: str, ex: Example) -> Score:
-        """Extract the final answer from `completion` and check it against `ex`."""
+    def score(self, completion: str, ex: Example, rule: str = FLEXIBLE) -> Score:
+        """Extract the final answer from `completion` by answer rule `rule` (tasks/answer_rule.py)
+        and check it against `ex`."""
 
     def check_load_args(self, split: str, limit: int | None) -> None:
         """Reject a split this task lacks or a limit below one (both are the user's to fix)."""

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from fractions import Fraction
 
 from tasks import Example, Score, register
+from tasks.answer_rule import FLEXIBLE
 from tasks.generated import GeneratedTask
 
 NUMBERS = range(1, 101)
@@ -129,7 +130,7 @@ class Countdown(GeneratedTask):
             rng.shuffle(numbers)
             yield self.example("", numbers, target, _render(a, op1, b, op2, c, right_first))
 
-    def score(self, completion: str, ex: Example) -> Score:
+    def score(self, completion: str, ex: Example, rule: str = FLEXIBLE) -> Score:
         """Correct iff the equation uses each given number exactly once and equals the target."""
         equation = read_equation(completion)
         result = None if equation is None else evaluate(equation)

@@ -6,8 +6,10 @@ import re
 from pathlib import Path
 
 from harness.errors import HarnessError
+from harness.stats import wilson_interval
 from tasks import register
 from tasks.answer_number import extract_number, plain_number, same_number
+from tasks.answer_rule import FLEXIBLE
 from tasks.base import Example, Score, Task
 from tasks.data import read_records
 
@@ -40,6 +42,22 @@ class GSM8K(Task):
                                     solution=_CALCULATOR.sub("", record["answer"])))
         return examples
 
-    def score(self, completion: str, ex: Example) -> Score:
-        extracted = extract_number(completion)
-        return Score(correct=extracted is not None and same_number(extracted, ex.reference), extracted=extracted)
+    def score(self, completion: str, ex: Example, rule: str = FLEXIBLE) -> Score:
+        extracted, source = extract_number(completion, rule)
+        return Score(correct=extracted is not None and same_number(extracted, ex.reference), extracted=extracted,
+                     details={"answer_from": source, "well_formed": well_formed(completion)})
+
+    def summarize(self, scores: list[Score]) -> dict:
+        """The share of well-formed solutions with its 95% Wilson interval: at small scale a model
+        that cannot yet solve the problems still shows whether it writes solutions at all."""
+        if not scores:
+            return {}
+        count = sum(s.details["well_formed"] for s in scores)
+        low, high = wilson_interval(count, len(scores))
+        return {"well_formed": count / len(scores), "well_formed/ci_low": low, "well_formed/ci_high": high}
+
+
+def well_formed(completion: str) -> bool:
+    """Whether `completion` is laid out as a GSM8K solution: its last line is `#### N`."""
+    lines = completion.strip().splitlines()
+    return bool(lines) and _GOLD.fullmatch(lines[-1].strip()) is not None

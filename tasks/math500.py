@@ -6,6 +6,7 @@ from pathlib import Path
 
 from tasks import register
 from tasks.answer_math import equivalent, extract_math_answer
+from tasks.answer_rule import FLEXIBLE
 from tasks.base import Example, Score, Task
 from tasks.boxed import last_boxed
 from tasks.data import read_records
@@ -37,11 +38,11 @@ class MATH500(Task):
         records = read_records("math/train.jsonl", ("problem", "solution", "unique_id"), data_dir)
         return [_example(r, last_boxed(r["solution"]) or "", r.get("type"), r.get("level")) for r in records[:limit]]
 
-    def score(self, completion: str, ex: Example) -> Score:
-        extracted = extract_math_answer(completion)
+    def score(self, completion: str, ex: Example, rule: str = FLEXIBLE) -> Score:
+        extracted, source = extract_math_answer(completion, rule)
         correct = extracted is not None and call_with_timeout(
             equivalent, ex.reference, extracted, seconds=self.score_timeout, default=False)
-        return Score(correct=correct, extracted=extracted)
+        return Score(correct=correct, extracted=extracted, details={"answer_from": source})
 
 
 def _example(record: dict, answer: str, subject: str | None, level) -> Example:

@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterator
 
 from tasks import Example, Score, register
+from tasks.answer_rule import FLEXIBLE
 from tasks.generated import GeneratedTask
 from tasks.sudoku_grid import blank_out, count_completions, grid_split
 
@@ -61,7 +62,7 @@ class Sudoku4(GeneratedTask):
                     break
             yield self.example("", puzzle, grid)
 
-    def score(self, completion: str, ex: Example) -> Score:
+    def score(self, completion: str, ex: Example, rule: str = FLEXIBLE) -> Score:
         """Solved iff the grid equals the (unique) solution; `cell_accuracy` is the
         fraction of blank cells filled right, the metric d1 reports."""
         grid = read_grid(completion)

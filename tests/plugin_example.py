@@ -6,6 +6,7 @@ from dataclasses import replace
 from harness.engine.decoding import generate
 from harness.engine.sampler import Sampler, register_sampler
 from tasks import Example, Score, Task, register
+from tasks.answer_rule import FLEXIBLE
 from tasks.names import CATEGORIES, read_name
 
 
@@ -23,7 +24,7 @@ class Cities(Task):
         prompt, names = CATEGORIES["city"]
         return [Example(f"city-{i}", prompt, "any city") for i in range(limit or 4)]
 
-    def score(self, completion: str, ex: Example) -> Score:
+    def score(self, completion: str, ex: Example, rule: str = FLEXIBLE) -> Score:
         name = read_name(completion)
         return Score(name in CATEGORIES["city"][1], name)
 

@@ -92,11 +92,11 @@ def test_identical_policies_give_ratio_one_and_zero_kl():
     attention = torch.cat([prompt_mask, torch.ones_like(completions, dtype=torch.bool)], 1)
     completion = torch.cat([torch.zeros_like(prompt_mask), torch.ones_like(completions, dtype=torch.bool)], 1)
     x = masked_input(sequence, attention & ~completion, completion, MASK, 0.15, torch.Generator().manual_seed(0))
-    logps = completion_logps(backbone.model, x, attention, completions, shifted=False)
+    logps = completion_logps(backbone, x, attention, completions)
     with torch.no_grad():
-        old = completion_logps(backbone.model, x, attention, completions, shifted=False)
+        old = completion_logps(backbone, x, attention, completions)
         with policy.disable_adapter():
-            ref = completion_logps(backbone.model, x, attention, completions, shifted=False)
+            ref = completion_logps(backbone, x, attention, completions)
     advantages = torch.tensor([1.0, -1.0, 0.5, -0.5])
     counted = counted_tokens(completions, EOS)
     terms = grpo_loss(logps, old, ref, advantages, counted, clip_eps=0.5, beta=0.04)

@@ -2,8 +2,8 @@
 
 Each step commits the most confident positions and leaves the rest masked
 (DESIGN.md section 4.1). A rule reads the proposal distribution `probs`
-[n, V] (float64) and the chosen `candidates` [n] and returns one confidence per
-position, higher = commit sooner. `random` ignores both: its confidences are
+[n, V] (float64, or the model's dtype under reference precision) and the chosen
+`candidates` [n] and returns one confidence per position, higher = commit sooner. `random` ignores both: its confidences are
 U(0, 1) draws, taken by the engine from each row's own generator.
 """
 
@@ -26,8 +26,9 @@ def margin(probs: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
 
 
 def entropy(probs: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
-    """Negative entropy, sum p log p (Dream's default); 0 log 0 counts as 0."""
-    return torch.special.xlogy(probs, probs).sum(-1)
+    """Negative entropy, sum p log(p + 1e-10) (Dream's default, in Dream's own form, so that it rounds
+    as Dream's does in bfloat16); 0 log 0 counts as 0."""
+    return (probs * (probs + 1e-10).log()).sum(-1)
 
 
 def topprob(probs: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
