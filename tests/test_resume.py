@@ -95,8 +95,11 @@ def test_sigkill_at_random_moments_over_relaunches_loses_and_duplicates_nothing(
 
 def test_ctrl_c_is_one_line_and_resumable(tmp_path):
     full, stopped = tmp_path / "full", tmp_path / "stopped"
-    assert _launch(full, SMALL).wait(timeout=600) == 0
-    proc = _launch(stopped, SMALL, preexec_fn=os.setsid)  # its own process group, as a terminal's job
+    # Long enough that a poller descheduled on a busy machine still signals a run mid-way, not one
+    # already exiting (a SIGINT in atexit handlers leaves exit code 0).
+    longer = [arg if arg != "40" else "200" for arg in SMALL]
+    assert _launch(full, longer).wait(timeout=600) == 0
+    proc = _launch(stopped, longer, preexec_fn=os.setsid)  # its own process group, as a terminal's job
     deadline = time.time() + 300
     while _lines(stopped / "samples.jsonl") < 8 and proc.poll() is None and time.time() < deadline:
         time.sleep(0.002)
@@ -106,7 +109,7 @@ def test_ctrl_c_is_one_line_and_resumable(tmp_path):
     assert proc.wait() == 130
     assert err.strip().splitlines() == ["interrupted; re-run the same command to resume"], err
     assert not (stopped / "summary.json").exists()
-    assert _launch(stopped, SMALL).wait(timeout=600) == 0
+    assert _launch(stopped, longer).wait(timeout=600) == 0
     assert _records(stopped) == _records(full)
 
 
