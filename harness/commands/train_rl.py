@@ -2,7 +2,7 @@
 
 Prompts come from the train split of every task given (they must share a backbone and a
 generation layout); rewards are the tasks' scorers shaped as d1 shapes them
-(baselines/grpo/rewards.py). Options default to d1's settings, except on the embedded model,
+(each task's `reward`). Options default to d1's settings, except on the embedded model,
 whose presets (the shipped adapters' settings) suit a network 3000 times smaller trained
 for minutes on a CPU. Re-running the same command with the same --out resumes.
 """
@@ -17,7 +17,6 @@ import torch
 from tqdm import tqdm
 
 from baselines.grpo.adapter import network
-from baselines.grpo.rewards import reward
 from baselines.grpo.trainer import EMBEDDED_PRESET, GRPOConfig, flops_estimate, train
 from harness.backbones import load_backbone, resolve_device
 from harness.commands.arguments import add_data_dir, explicit_command, name_list, positive_int
@@ -119,7 +118,7 @@ def main(args: argparse.Namespace) -> int:
 
     def score(index: int, completion: list[int]) -> float:
         task, ex = items[index]
-        return reward(task, backbone.decode(completion), ex)
+        return task.reward(backbone.decode(completion), ex)
 
     bar = tqdm(total=config.steps, desc=f"train-rl {'+'.join(args.task)}", disable=args.quiet, unit="step")
 
