@@ -9,8 +9,8 @@ without it, the adapter shipped for the backbone (baselines/assets/<family>/).
 from __future__ import annotations
 
 from baselines.grpo.adapter import adapted, default_adapter_path, shipped_adapters
-from harness.decoding import DecodeConfig, Generation, generate
-from harness.sampler import Sampler, register_sampler
+from harness.engine.decoding import DecodeConfig, Generation, generate
+from harness.engine.sampler import Sampler, register_sampler
 
 
 @register_sampler

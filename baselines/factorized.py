@@ -3,8 +3,8 @@ per-token distribution, committed by the remasking rule (DESIGN.md section 4.1).
 
 from __future__ import annotations
 
-from harness.decoding import DecodeConfig, Generation, generate
-from harness.sampler import Sampler, register_sampler
+from harness.engine.decoding import DecodeConfig, Generation, generate
+from harness.engine.sampler import Sampler, register_sampler
 
 
 @register_sampler

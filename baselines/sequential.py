@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from harness.decoding import DecodeConfig, Generation, generate
-from harness.sampler import Sampler, register_sampler
+from harness.engine.decoding import DecodeConfig, Generation, generate
+from harness.engine.sampler import Sampler, register_sampler
 
 
 @register_sampler

@@ -22,8 +22,8 @@ import torch
 
 from codd import HMM
 from harness.backbones import load_backbone
-from harness.decoding import DecodeConfig
-from harness.sampler import get_sampler
+from harness.engine.decoding import DecodeConfig
+from harness.engine.sampler import get_sampler
 from tasks import get_task
 
 STATES, VOCAB, WIDTH = 1024, 126464, 32

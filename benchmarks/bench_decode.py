@@ -15,8 +15,8 @@ import time
 import torch
 
 from harness.backbones import load_backbone
-from harness.decoding import DecodeConfig
-from harness.sampler import get_sampler
+from harness.engine.decoding import DecodeConfig
+from harness.engine.sampler import get_sampler
 from tasks import get_task
 
 

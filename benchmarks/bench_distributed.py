@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness.store import RunStore, record_key
+from harness.store import Record, RunStore
 
 LAUNCHER_VARS = ("WORLD_SIZE", "RANK", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 
@@ -44,13 +44,14 @@ def timed_run(launcher: list[str], run_args: list[str], out: Path, threads: int)
             "threads": [r["threads"] for r in world["ranks"]], "batches": batches}
 
 
-def synthetic_record(i: int) -> dict:
+def synthetic_record(i: int) -> Record:
     """A record shaped like the runner's, with a few hundred characters of completion."""
-    return {"task": "gsm8k", "example_id": f"gsm8k-{i // 6}", "sampler": "factorized", "remasking": "low_confidence",
-            "steps": 64 * (1 + i % 6), "seed": 0, "row_seed": i * 7919, "gen_length": 256, "block_length": 32,
-            "mode": "block", "temperature": 0.0, "model": "embedded", "protocol": "native",
-            "completion": f"Step by step: {i} apples plus {i % 13} apples. " * 8, "extracted": str(i),
-            "correct": i % 3 == 0, "details": {}, "reference": str(i), "nfe": 64, "seconds": 0.123456}
+    return Record.from_json({
+        "task": "gsm8k", "example_id": f"gsm8k-{i // 6}", "sampler": "factorized", "remasking": "low_confidence",
+        "steps": 64 * (1 + i % 6), "seed": 0, "row_seed": i * 7919, "gen_length": 256, "block_length": 32,
+        "mode": "block", "temperature": 0.0, "model": "embedded", "protocol": "native",
+        "completion": f"Step by step: {i} apples plus {i % 13} apples. " * 8, "extracted": str(i),
+        "correct": i % 3 == 0, "details": {}, "reference": str(i), "nfe": 64, "seconds": 0.123456})
 
 
 def merge_seconds(count: int) -> tuple[float, float]:
@@ -61,9 +62,9 @@ def merge_seconds(count: int) -> tuple[float, float]:
         records = [synthetic_record(i) for i in range(count)]
         for start in range(0, count, 16):  # appended batch by batch, alternating ranks, as a run does
             ranks[(start // 16) % 2].append(records[start:start + 16])
-        position = {record_key(r): i for i, r in enumerate(records)}
+        position = {r.key(): i for i, r in enumerate(records)}
         start = time.perf_counter()
-        ranks[0].merge_shards(order=lambda r: position[record_key(r)])
+        ranks[0].merge_shards(order=lambda r: position[r.key()])
         seconds = time.perf_counter() - start
         assert len(ranks[0].records()) == count
         return seconds, ranks[0].samples_path.stat().st_size / 1e6

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import copy
 import math
+import random
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -36,12 +37,13 @@ from pathlib import Path
 import torch
 
 from codd.hmm import HMM
-from harness.decoding import _window_logits
+from harness.engine.decoding import window_logits
 from harness.errors import HarnessError
 from harness.training.checkpoint import load_checkpoint, save_checkpoint
-from harness.training.sft import Pair, collate
+from harness.training.pairs import Pair, collate
 
 CHECKPOINT = "pc_checkpoint.pt"
+WINDOW_CACHE = "pc_cache.pt"
 RATIOS = tuple(round(0.1 * i, 1) for i in range(1, 11))
 
 
@@ -101,7 +103,7 @@ def cache_windows(backbone, pairs: list[Pair], width: int, masks: Callable[[int,
         x[:, -length:] = x[:, -length:].masked_fill(masked, backbone.mask_id)
         x, attention = x.to(backbone.device), attention.to(backbone.device)
         prompt_tokens = attention & ~response.to(backbone.device)
-        log_q = _window_logits(backbone, x, attention, prompt_tokens, x.shape[1] - length, length, 0.0)
+        log_q = window_logits(backbone, x, attention, prompt_tokens, x.shape[1] - length, length, 0.0)
         log_q = log_q.log_softmax(-1).cpu()
         tokens = ids[:, -length:]
         solution_end = torch.where((tokens == backbone.eos_id).any(1), (tokens == backbone.eos_id).int().argmax(1),
@@ -166,6 +168,32 @@ def choose_gamma(curve: list[dict]) -> float:
 
 
 @dataclass(frozen=True)
+class PCPreset:
+    states: int
+    window: int
+    epochs: int
+    batch_size: int
+    lr: float
+    patience: int
+    top_k: int
+    train_pairs: int
+    val_pairs: int
+
+
+# The settings each shipped PC (codd/assets/<family>) was trained with: train-pc's defaults.
+PRESETS = {
+    "names": PCPreset(states=32, window=2, epochs=30, batch_size=256, lr=0.03, patience=3, top_k=64,
+                      train_pairs=10000, val_pairs=1000),
+    "sudoku": PCPreset(states=256, window=16, epochs=20, batch_size=64, lr=0.02, patience=2, top_k=32,
+                       train_pairs=20000, val_pairs=1000),
+    "countdown": PCPreset(states=256, window=16, epochs=20, batch_size=64, lr=0.02, patience=2, top_k=64,
+                          train_pairs=20000, val_pairs=1000),
+    "math": PCPreset(states=128, window=32, epochs=8, batch_size=32, lr=0.02, patience=2, top_k=64,
+                     train_pairs=1500, val_pairs=150),
+}
+
+
+@dataclass(frozen=True)
 class PCTrainConfig:
     states: int
     window: int
@@ -195,24 +223,20 @@ class PCTrainState:
     history: list = field(default_factory=list)
 
     def save(self, path: Path, config: PCTrainConfig) -> None:
-        """Written atomically: a kill during the write leaves the previous checkpoint intact."""
         save_checkpoint({"hmm": self.hmm.state_dict(), "optimizer": self.optimizer.state_dict(),
-                        "generator": self.generator.get_state(), "best": self.best, "epoch": self.epoch,
-                        "steps": self.steps, "windows_seen": self.windows_seen, "best_epoch": self.best_epoch,
-                        "best_val": self.best_val, "wall_seconds": self.wall_seconds, "history": self.history,
-                        "config": asdict(config)}, path)
+                         "generator": self.generator.get_state(), **{name: getattr(self, name) for name in _COUNTERS},
+                         "config": asdict(config)}, path)
 
     def load(self, path: Path, config: PCTrainConfig) -> None:
-        saved = load_checkpoint(path)
-        if saved["config"] != asdict(config):
-            changed = sorted(k for k, v in asdict(config).items() if saved["config"].get(k) != v)
-            raise HarnessError(f"{path} was written with other settings (differ: {', '.join(changed)}); "
-                               "re-run with the same options or use a new --out")
+        saved = load_checkpoint(path, {"config": asdict(config)})
         self.hmm.load_state_dict(saved["hmm"])
         self.optimizer.load_state_dict(saved["optimizer"])
         self.generator.set_state(saved["generator"])
-        for name in ("best", "epoch", "steps", "windows_seen", "best_epoch", "best_val", "wall_seconds", "history"):
+        for name in _COUNTERS:
             setattr(self, name, saved[name])
+
+
+_COUNTERS = ("best", "epoch", "steps", "windows_seen", "best_epoch", "best_val", "wall_seconds", "history")
 
 
 def initial_hmm(config: PCTrainConfig, vocab_size: int) -> HMM:
@@ -263,3 +287,36 @@ def flops_per_window(config: PCTrainConfig, vocab_size: int, masked_per_window: 
     product over masked positions (2 V N per position) and the forward recursions (2 W N^2 each)."""
     n = config.states
     return 3 * (2 * masked_per_window * vocab_size * n + 2 * 2 * config.window * n * n)
+
+
+def cached_window_sets(out: Path, backbone, pairs: Callable[[], list[Pair]], settings: dict
+                       ) -> tuple[dict[str, WindowSet], float]:
+    """Train, held-out and per-ratio windows of `pairs()` and the seconds they took, computed once per output
+    folder (resuming reuses them). `settings` identifies the data (e.g. family and model) and holds its split:
+    `window`, `top_k`, `val_pairs` held-out sequences, at most `train_pairs` training ones, `seed`."""
+    path = out / WINDOW_CACHE
+    if path.is_file():
+        cache = load_checkpoint(path)
+        if cache["key"] != settings:
+            raise HarnessError(f"{path} was computed with other settings; re-run with the same options or use a new --out")
+        return {name: WindowSet(**sets) for name, sets in cache["sets"].items()}, cache["seconds"]
+    started = time.perf_counter()
+    window, top_k, seed, held_out = settings["window"], settings["top_k"], settings["seed"], settings["val_pairs"]
+    pairs = pairs()
+    random.Random(seed).shuffle(pairs)
+    val_pairs, train_pairs = pairs[:held_out], pairs[held_out:held_out + settings["train_pairs"]]
+    if not train_pairs:
+        raise HarnessError(f"only {len(pairs)} {settings['family']} sequences: nothing left for training after "
+                           f"--val-pairs {held_out}")
+    # Longest first, so that each forward batch holds sequences of similar length.
+    train_pairs.sort(key=lambda p: -len(p.prompt))
+    sets = {"train": cache_windows(backbone, train_pairs, window, random_masks, torch.Generator().manual_seed(seed),
+                                   top_k),
+            "val": cache_windows(backbone, val_pairs, window, random_masks, torch.Generator().manual_seed(seed + 1),
+                                 top_k)}
+    for ratio in RATIOS:  # the same generator seed for every ratio: nested masks
+        sets[f"ratio {ratio}"] = cache_windows(backbone, val_pairs, window, ratio_masks(ratio, window),
+                                               torch.Generator().manual_seed(seed + 2), top_k)
+    seconds = time.perf_counter() - started
+    save_checkpoint({"key": settings, "seconds": seconds, "sets": {name: vars(s) for name, s in sets.items()}}, path)
+    return sets, seconds

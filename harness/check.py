@@ -19,10 +19,11 @@ import re
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from harness.engine.remasking import RANDOM
 from harness.errors import HarnessError
-from harness.remasking import RANDOM
 from harness.runner import RunOptions
 from harness.stats import mcnemar_exact
+from harness.store import Cell, Record, group_by_cell
 
 FORMAT = "codd-bench check baseline v1"
 DEFAULT_ALPHA = 0.01
@@ -33,8 +34,9 @@ def completion_hash(completion: str) -> str:
     return hashlib.sha256(completion.encode()).hexdigest()[:16]
 
 
-def cell_id(record: dict) -> tuple:
-    return (record["task"], record["sampler"], record["remasking"], record["steps"])
+def pinned_id(cell: Cell) -> tuple:
+    """How a baseline file names a cell (within one configuration the rest of the cell follows from these)."""
+    return (cell.task, cell.sampler, cell.remasking, cell.steps)
 
 
 def is_exact(temperature: float, remasking: str) -> bool:
@@ -42,24 +44,19 @@ def is_exact(temperature: float, remasking: str) -> bool:
     return temperature == 0 and remasking != RANDOM
 
 
-def expected_cells(records: list[dict]) -> list[dict]:
+def expected_cells(records: list[Record]) -> list[dict]:
     """What a baseline pins per cell: accuracy and every sample's completion hash and verdict."""
-    cells: dict[tuple, list[dict]] = {}
-    for record in records:
-        cells.setdefault(cell_id(record), []).append(record)
     out = []
-    for (task, sampler, remasking, steps), group in sorted(cells.items(), key=lambda item: str(item[0])):
-        group.sort(key=lambda r: r["example_id"])
-        correct = sum(r["correct"] for r in group)
-        out.append({"task": task, "sampler": sampler, "remasking": remasking, "steps": steps,
-                    "temperature": group[0]["temperature"], "exact": is_exact(group[0]["temperature"], remasking),
+    for cell, group in sorted(group_by_cell(records).items(), key=lambda item: str(pinned_id(item[0]))):
+        correct = sum(r.correct for r in group)
+        out.append({"task": cell.task, "sampler": cell.sampler, "remasking": cell.remasking, "steps": cell.steps,
+                    "temperature": cell.temperature, "exact": is_exact(cell.temperature, cell.remasking),
                     "n": len(group), "correct": correct, "accuracy": correct / len(group),
-                    "samples": {r["example_id"]: f"{completion_hash(r['completion'])} {int(r['correct'])}"
-                                for r in group}})
+                    "samples": {r.example_id: f"{completion_hash(r.completion)} {int(r.correct)}" for r in group}})
     return out
 
 
-def baseline_document(config: dict, records: list[dict], alpha: float, tolerance: float, about: str) -> dict:
+def baseline_document(config: dict, records: list[Record], alpha: float, tolerance: float, about: str) -> dict:
     return {"format": FORMAT, "about": about, "options": config, "alpha": alpha, "tolerance": tolerance,
             "cells": expected_cells(records)}
 
@@ -119,18 +116,18 @@ class Verdict:
     reason: str
 
 
-def _compare_cell(cell: dict, now: dict[str, dict], exact: bool, alpha: float, tolerance: float) -> Verdict:
+def _compare_cell(cell: dict, now: dict[str, Record], exact: bool, alpha: float, tolerance: float) -> Verdict:
     expected = {eid: (value.split()[0], value.split()[1] == "1") for eid, value in cell["samples"].items()}
     key = (cell["task"], cell["sampler"], cell["remasking"], cell["steps"])
     base_accuracy = sum(c for _, c in expected.values()) / len(expected)
     common = [eid for eid in expected if eid in now]
     if not common:
         return Verdict(key, exact, len(expected), base_accuracy, None, 0, 0, 0, None, True, "cell missing from the run")
-    changed_ids = [e for e in common if completion_hash(now[e]["completion"]) != expected[e][0]]
+    changed_ids = [e for e in common if completion_hash(now[e].completion) != expected[e][0]]
     changed = len(changed_ids)
-    lost = sum(expected[e][1] and not now[e]["correct"] for e in common)
-    gained = sum(not expected[e][1] and now[e]["correct"] for e in common)
-    accuracy = sum(now[e]["correct"] for e in common) / len(common)
+    lost = sum(expected[e][1] and not now[e].correct for e in common)
+    gained = sum(not expected[e][1] and now[e].correct for e in common)
+    accuracy = sum(now[e].correct for e in common) / len(common)
     paired_base = sum(expected[e][1] for e in common) / len(common)
     missing = len(expected) - len(common)
     reasons = [f"{missing} of {len(expected)} examples missing"] if missing else []
@@ -151,15 +148,13 @@ def _compare_cell(cell: dict, now: dict[str, dict], exact: bool, alpha: float, t
                    "; ".join(reasons))
 
 
-def compare(baseline: dict, records: list[dict], seed: int, alpha: float | None = None,
+def compare(baseline: dict, records: list[Record], seed: int, alpha: float | None = None,
             tolerance: float | None = None) -> list[Verdict]:
     """A verdict per baseline cell. Exact cells stay exact only under the pinned seed."""
     alpha = baseline["alpha"] if alpha is None else alpha
     tolerance = baseline["tolerance"] if tolerance is None else tolerance
     same_seed = seed == baseline["options"].get("seed")
-    by_cell: dict[tuple, dict[str, dict]] = {}
-    for record in records:
-        by_cell.setdefault(cell_id(record), {})[record["example_id"]] = record
+    by_cell = {pinned_id(cell): {r.example_id: r for r in group} for cell, group in group_by_cell(records).items()}
     return [_compare_cell(cell, by_cell.get((cell["task"], cell["sampler"], cell["remasking"], cell["steps"]), {}),
                           cell["exact"] and same_seed, alpha, tolerance)
             for cell in baseline["cells"]]

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from harness.backbones.base import Backbone
-from harness.decoding import _window_logits
+from harness.engine.decoding import window_logits
 from harness.errors import HarnessError
 from harness.stats import bootstrap_interval, paired_bootstrap_interval
 from tasks import Example, Task
@@ -96,7 +96,7 @@ def window_nll(backbone: Backbone, pc, window: GapWindow, ratios=RATIOS, tau: fl
     prompt_tokens = torch.zeros_like(attention)
     prompt_tokens[:, :window.prompt_length] = True
     log_probs = torch.cat([
-        _window_logits(backbone, chunk, attention[:len(chunk)], prompt_tokens[:len(chunk)], start, width, 0.0)
+        window_logits(backbone, chunk, attention[:len(chunk)], prompt_tokens[:len(chunk)], start, width, 0.0)
         .log_softmax(-1) for chunk in states.split(batch_size)])  # [deepest, W, V]
     truth = ids[start:start + width]
     true_log_probs = log_probs.gather(-1, truth.expand(deepest, -1).unsqueeze(-1)).squeeze(-1).double()

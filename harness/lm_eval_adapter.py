@@ -28,10 +28,10 @@ from lm_eval.api.model import LM
 from lm_eval.api.registry import register_model
 
 from harness.backbones import load_backbone, resolve_device
-from harness.decoding import DecodeConfig
+from harness.engine.decoding import DecodeConfig
+from harness.engine.sampler import Sampler, get_sampler
 from harness.errors import HarnessError
 from harness.runner import row_seed
-from harness.sampler import Sampler, get_sampler
 
 # Our task configs (harness/lm_eval_tasks/) by the name of the harness task they evaluate.
 LM_EVAL_TASKS = {"minerva_math500": "math500", "gsm8k": "gsm8k"}

@@ -1,8 +1,8 @@
 """The run grid: tasks x samplers x remasking rules x step budgets x examples.
 
-`plan` turns options into cells and checks everything a user can get wrong
-(names, budgets, data, weights) before anything is written; `run` walks the
-cells batch by batch, appending one record per sample to the store and
+`plan` turns options into one job per cell and checks everything a user can get
+wrong (names, budgets, data, weights) before anything is written; `run` walks the
+jobs batch by batch, appending one record per sample to the store and
 skipping batches a previous, interrupted run already finished. Under torchrun
 each rank walks only the batches it owns (harness/distributed.py), and rank 0
 merges and summarizes once all are done.
@@ -14,22 +14,25 @@ import hashlib
 import sys
 import time
 from dataclasses import asdict, dataclass, replace
+from datetime import datetime, timezone
 
 import torch
 from tqdm import tqdm
 
+from harness import environment
 from harness.backbones import backbone_key, load_backbone
 from harness.backbones.base import Backbone
-from harness.budget import budget_steps
-from harness.decoding import DecodeConfig
-from harness.distributed import World
+from harness.distributed import World, describe_rank
+from harness.engine.budget import budget_steps
+from harness.engine.decoding import DecodeConfig
+from harness.engine.sampler import Sampler, get_sampler
 from harness.errors import HarnessError
 from harness.protocols import Protocol, get_protocol
-from harness.sampler import Sampler, get_sampler
 from harness.stats import wilson_interval
-from harness.store import RunStore, record_key
+from harness.store import Cell, Record, RunStore, group_by_cell
 from tasks import Example, Score, Task, get_task
 from tasks.answer_rule import ANSWER_RULES, FLEXIBLE
+
 
 @dataclass(frozen=True)
 class RunOptions:
@@ -62,9 +65,23 @@ class RunOptions:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items() if k != "data_dir"}
 
 
+def manifest(options: RunOptions, ranks: list[dict] | None = None) -> dict:
+    """What a run directory records about how it was made; `ranks` describes each process of the launch
+    (by default one process on the CPU)."""
+    ranks = ranks or [describe_rank(World(), torch.device("cpu"))]
+    return {
+        "config": options.config(), "protocol": options.protocol, "answer_rule": options.answer_rule,
+        "command": " ".join(sys.argv),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "seeds": {"seed": options.seed, "per_example": "sha256(seed, task, example_id), shared by all samplers"},
+        "data_dir": options.data_dir, "environment": environment.describe(),
+        "world": {"size": len(ranks), "ranks": ranks},
+    }
+
+
 @dataclass
-class Cell:
-    """One (task, sampler, remasking, budget) combination and its examples."""
+class Job:
+    """What decoding one cell of the grid takes: its task, sampler, backbone, decode config and examples."""
 
     task: Task
     sampler: Sampler
@@ -72,6 +89,14 @@ class Cell:
     config: DecodeConfig
     examples: list[Example]
     protocol: Protocol
+    model: str
+
+    @property
+    def cell(self) -> Cell:
+        """The cell of the records this job writes."""
+        c = self.config
+        return Cell(self.model, self.protocol.name, self.task.name, c.mode, c.gen_length, c.block_length,
+                    c.temperature, self.sampler.spec, c.remasking, c.steps)
 
 
 def _decode_config(task: Task, backbone: Backbone, options: RunOptions, protocol: Protocol,
@@ -94,8 +119,8 @@ def _decode_config(task: Task, backbone: Backbone, options: RunOptions, protocol
     )
 
 
-def plan(options: RunOptions, device: torch.device | str = "cpu", only_applicable: bool = False) -> list[Cell]:
-    """All cells of the grid, validated, with their examples loaded and their backbones on `device`.
+def plan(options: RunOptions, device: torch.device | str = "cpu", only_applicable: bool = False) -> list[Job]:
+    """The jobs of every cell of the grid, validated, with their examples loaded and their backbones on `device`.
     `only_applicable` (the default sampler list) leaves out samplers that do not apply to a task's backbone."""
     for name, value in (("limit", options.limit), ("batch size", options.batch_size),
                         ("gen length", options.gen_length), ("block length", options.block_length)):
@@ -115,7 +140,7 @@ def plan(options: RunOptions, device: torch.device | str = "cpu", only_applicabl
         tokens_per_step = (protocol.tokens_per_step,)
     samplers = [get_sampler(spec) for spec in options.samplers]
     backbones: dict[str, Backbone] = {}
-    cells = []
+    jobs = []
     for task in tasks:
         examples = protocol.examples(task, options.split, options.limit, options.data_dir)
         key = backbone_key(options.model, task.family)
@@ -135,10 +160,9 @@ def plan(options: RunOptions, device: torch.device | str = "cpu", only_applicabl
                     except HarnessError as err:
                         raise HarnessError(f"task {task.name} (gen length {config.gen_length}, block length "
                                            f"{config.block_length}): {err}") from None
-                    cells.append(Cell(task, sampler, backbone, config, examples, protocol))
+                    jobs.append(Job(task, sampler, backbone, config, examples, protocol, options.model))
     # A budget-free sampler appears once per task and remasking rule, not once per budget.
-    unique = {(c.task.name, c.sampler.spec, c.config.remasking, c.config.steps): c for c in cells}
-    return list(unique.values())
+    return list({job.cell: job for job in jobs}.values())
 
 
 def _task_samplers(samplers: list[Sampler], task: Task, backbone: Backbone, only_applicable: bool) -> list[Sampler]:
@@ -170,73 +194,65 @@ def _batches(examples: list[Example], size: int) -> list[list[Example]]:
     return [examples[i:i + size] for i in range(0, len(examples), size)]
 
 
-def _sample_key(cell: Cell, example: Example) -> tuple:
-    """The store's record_key of `example`'s record in `cell`."""
-    return (cell.task.name, example.id, cell.sampler.spec, cell.config.remasking, cell.config.steps)
+def _batch_key(job: Job, index: int) -> tuple:
+    """The unit of work split across ranks: batch `index` of a cell (these fields, so that the run directories
+    of earlier versions keep their batches' ranks)."""
+    cell = job.cell
+    return (cell.task, cell.sampler, cell.remasking, cell.steps, index)
 
 
-def _batch_key(cell: Cell, index: int) -> tuple:
-    """The unit of work split across ranks: batch `index` of a cell."""
-    return (cell.task.name, cell.sampler.spec, cell.config.remasking, cell.config.steps, index)
-
-
-def _run_batch(cell: Cell, batch: list[Example], options: RunOptions) -> list[dict]:
-    task, backbone, config = cell.task, cell.backbone, cell.config
-    prompts = [backbone.encode_chat(cell.protocol.prompt(task, ex)) for ex in batch]
+def _run_batch(job: Job, batch: list[Example], options: RunOptions) -> list[Record]:
+    task, backbone, config = job.task, job.backbone, job.config
+    prompts = [backbone.encode_chat(job.protocol.prompt(task, ex)) for ex in batch]
     ids, mask = backbone.left_pad(prompts)
     seeds = [row_seed(options.seed, task.name, ex.id) for ex in batch]
     generators = [torch.Generator(device=backbone.device).manual_seed(s) for s in seeds]
     start = time.perf_counter()
-    generation = cell.sampler.generate(backbone, ids, mask, config, generators)
+    generation = job.sampler.generate(backbone, ids, mask, config, generators)
     seconds = (time.perf_counter() - start) / len(batch)  # amortised over the batch
     records = []
     for row, ex in enumerate(batch):
         completion = backbone.decode(generation.tokens[row].tolist())
-        score = cell.protocol.score(task, completion, ex, options.answer_rule)
-        records.append({
-            "task": task.name, "example_id": ex.id, "sampler": cell.sampler.spec,
-            "remasking": config.remasking, "steps": config.steps, "seed": options.seed, "row_seed": seeds[row],
-            "gen_length": config.gen_length, "block_length": config.block_length, "mode": config.mode,
-            "temperature": config.temperature, "top_p": config.top_p, "top_k": config.top_k,
-            "reference_precision": config.reference_precision,
-            "model": options.model, "protocol": options.protocol, "answer_rule": options.answer_rule,
-            "completion": completion, "extracted": score.extracted, "correct": bool(score.correct),
-            "details": score.details, "reference": ex.reference,
-            "nfe": int(generation.nfe[row]), "seconds": round(seconds, 6),
-        })
+        score = job.protocol.score(task, completion, ex, options.answer_rule)
+        records.append(Record(
+            job.cell, example_id=ex.id, seed=options.seed, row_seed=seeds[row],
+            completion=completion, extracted=score.extracted, correct=bool(score.correct), details=score.details,
+            reference=ex.reference, nfe=int(generation.nfe[row]), seconds=round(seconds, 6), top_p=config.top_p,
+            top_k=config.top_k, reference_precision=config.reference_precision, answer_rule=options.answer_rule))
     return records
 
 
-def run(options: RunOptions, store: RunStore, cells: list[Cell], progress: bool = True,
+def run(options: RunOptions, store: RunStore, jobs: list[Job], progress: bool = True,
         world: World = World()) -> dict | None:
     """Walk this rank's share of the grid, resuming from what `store` already holds; returns the summary
     (on rank 0 only, once every rank has finished; the other ranks return None)."""
-    done = {record_key(r) for r in store.records()}
+    done = {r.key() for r in store.records()}
     work = []
-    for cell in cells:
-        for index, batch in enumerate(_batches(cell.examples, options.batch_size)):
-            if not world.owns(_batch_key(cell, index)):
+    for job in jobs:
+        for index, batch in enumerate(_batches(job.examples, options.batch_size)):
+            if not world.owns(_batch_key(job, index)):
                 continue
-            missing = [_sample_key(cell, ex) not in done for ex in batch]
+            missing = [job.cell.key_of(ex.id) not in done for ex in batch]
             if any(missing):
-                work.append((cell, batch, missing))
+                work.append((job, batch, missing))
     total = sum(len(batch) for _, batch, _ in work)
     _log(world, f"{total} samples in {len(work)} batches to decode")
     start = time.perf_counter()
     with tqdm(total=total, disable=not (progress and world.is_main), unit="sample", dynamic_ncols=True) as bar:
-        for cell, batch, missing in work:
-            bar.set_description(f"{cell.task.name} {cell.sampler.spec} {cell.config.remasking} {cell.config.steps} steps")
+        for job, batch, missing in work:
+            bar.set_description(f"{job.task.name} {job.sampler.spec} {job.config.remasking} {job.config.steps} steps")
             # The whole batch is re-decoded so that its rows see the same batch as before the interruption.
-            records = _run_batch(cell, batch, options)
+            records = _run_batch(job, batch, options)
             store.append([r for r, m in zip(records, missing) if m])
             bar.update(len(batch))
     _log(world, f"decoded in {time.perf_counter() - start:.1f} s; waiting for the other ranks")
     world.barrier()
     if not world.is_main:
         return None
-    position = {key: i for i, key in enumerate(_sample_key(cell, ex) for cell in cells for ex in cell.examples)}
-    store.merge_shards(order=lambda r: position.get(record_key(r), len(position)))  # the order one process writes
-    summary = summarize(cells, store.records(), options)
+    position = {key: i for i, key in enumerate(job.cell.key_of(ex.id) for job in jobs for ex in job.examples)}
+    store.merge_shards(order=lambda r: position.get(r.key(), len(position)))  # the order one process writes
+    store.samples.check_unique()  # a sample counted twice would narrow every interval
+    summary = summarize(jobs, store.records(), options)
     store.write_summary(summary)
     return summary
 
@@ -247,25 +263,23 @@ def _log(world: World, message: str) -> None:
         print(f"rank {world.rank}/{world.size}: {message}", file=sys.stderr, flush=True)
 
 
-def summarize(cells: list[Cell], records: list[dict], options: RunOptions) -> dict:
+def summarize(jobs: list[Job], records: list[Record], options: RunOptions) -> dict:
     """Accuracy with a 95% Wilson interval, mean NFE and seconds per cell, plus each task's own metrics."""
-    by_key: dict[tuple, list[dict]] = {}
-    for r in records:
-        by_key.setdefault((r["task"], r["sampler"], r["remasking"], r["steps"]), []).append(r)
+    groups = group_by_cell(records)
     rows = []
-    for cell in cells:
-        key = (cell.task.name, cell.sampler.spec, cell.config.remasking, cell.config.steps)
-        group = sorted(by_key.get(key, []), key=lambda r: r["example_id"])
-        n, correct = len(group), sum(r["correct"] for r in group)
+    for job in jobs:
+        cell = job.cell
+        group = groups.get(cell, [])
+        n, correct = len(group), sum(r.correct for r in group)
         low, high = wilson_interval(correct, n)
-        scores = [Score(r["correct"], r["extracted"], r["details"]) for r in group]
+        scores = [Score(r.correct, r.extracted, r.details) for r in group]
         rows.append({
-            "task": key[0], "sampler": key[1], "remasking": key[2], "steps": key[3],
-            "gen_length": cell.config.gen_length, "temperature": cell.config.temperature,
+            "task": cell.task, "sampler": cell.sampler, "remasking": cell.remasking, "steps": cell.steps,
+            "gen_length": cell.gen_length, "temperature": cell.temperature,
             "n": n, "correct": correct, "accuracy": correct / n if n else None, "ci95": [low, high],
-            "mean_nfe": sum(r["nfe"] for r in group) / n if n else None,
-            "mean_seconds": sum(r["seconds"] for r in group) / n if n else None,
-            "metrics": cell.task.summarize(scores),
+            "mean_nfe": sum(r.nfe for r in group) / n if n else None,
+            "mean_seconds": sum(r.seconds for r in group) / n if n else None,
+            "metrics": job.task.summarize(scores),
         })
     return {"protocol": options.protocol, "answer_rule": options.answer_rule, "model": options.model,
             "seed": options.seed, "split": options.split, "cells": rows}

@@ -17,17 +17,87 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
+from typing import NamedTuple
 
 from harness.errors import HarnessError
+from tasks.answer_rule import FLEXIBLE
 
 SHARD_GLOB = "samples.rank*-of-*.jsonl"
 
 
-def record_key(record: dict) -> tuple:
-    """What makes a sample unique within a run."""
-    return (record["task"], record["example_id"], record["sampler"], record["remasking"], record["steps"])
+class Cell(NamedTuple):
+    """Everything that defines a result but the example: samples of one cell are results of one
+    experiment, whichever run made them (a run's summary, a check baseline and a report pool by it)."""
+
+    model: str
+    protocol: str
+    task: str
+    mode: str
+    gen_length: int
+    block_length: int
+    temperature: float
+    sampler: str
+    remasking: str
+    steps: int
+
+    def key_of(self, example_id: str) -> tuple:
+        """The key of this cell's sample of `example_id`."""
+        return (*self, example_id)
+
+
+@dataclass(frozen=True)
+class Record:
+    """One generated sample: its cell and what decoding the cell's example gave. samples.jsonl holds
+    one per line, as a flat JSON object (the cell's fields beside the others)."""
+
+    cell: Cell
+    example_id: str
+    seed: int
+    row_seed: int       # the example's own random stream (harness.runner.row_seed)
+    completion: str
+    extracted: str | None
+    correct: bool
+    details: dict       # the task's per-sample metrics (e.g. sudoku cell accuracy)
+    reference: str
+    nfe: int            # backbone forward passes
+    seconds: float      # the batch's decoding time divided by its size
+    # Recorded since these settings exist; a record written before them has their defaults.
+    top_p: float | None = None
+    top_k: int | None = None
+    reference_precision: bool = False
+    answer_rule: str = FLEXIBLE
+
+    def key(self) -> tuple:
+        """What makes a sample unique: its cell and example."""
+        return self.cell.key_of(self.example_id)
+
+    @classmethod
+    def from_json(cls, data: dict) -> Record:
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+        names = [*Cell._fields, *(f.name for f in fields(cls)[1:])]
+        required = [*Cell._fields, *(f.name for f in fields(cls)[1:] if f.default is MISSING)]
+        missing, unknown = [n for n in required if n not in data], sorted(set(data) - set(names))
+        if missing or unknown:
+            raise ValueError("; ".join(([f"record lacks {', '.join(missing)}"] if missing else [])
+                                       + ([f"unknown field(s) {', '.join(unknown)}"] if unknown else [])))
+        cell = Cell(**{n: data[n] for n in Cell._fields})
+        return cls(cell, **{n: data[n] for n in names[len(Cell._fields):] if n in data})
+
+    def to_json(self) -> dict:
+        return {**self.cell._asdict(), **{f.name: getattr(self, f.name) for f in fields(self)[1:]}}
+
+
+def group_by_cell(records: Iterable[Record]) -> dict[Cell, list[Record]]:
+    """Records by cell, in order of first appearance, each cell's records by example id."""
+    cells: dict[Cell, list[Record]] = {}
+    for record in records:
+        cells.setdefault(record.cell, []).append(record)
+    return {cell: sorted(group, key=lambda r: r.example_id) for cell, group in cells.items()}
 
 
 def shard_name(rank: int, world_size: int) -> str:
@@ -65,21 +135,33 @@ class RecordLog:
             with open(self.path, "r+b") as f:
                 f.truncate(end)
 
-    def read(self) -> list[dict]:
+    def read(self, writing: bool = False) -> list[Record]:
+        """Every record. A line that does not parse is a malformed record, unless `writing` (a run still
+        appends to the log) and it is the unfinished last one: a write in progress, not a record yet."""
         if not self.path.exists():
             return []
         records = []
-        for lineno, line in enumerate(self.path.read_bytes().splitlines(), 1):
+        for lineno, line in enumerate(self.path.read_bytes().splitlines(keepends=True), 1):
+            if writing and not line.endswith(b"\n"):
+                break
             try:
-                record = json.loads(line.decode("utf-8"))
-            except (UnicodeDecodeError, json.JSONDecodeError) as err:
+                records.append(Record.from_json(json.loads(line.decode("utf-8"))))
+            except (UnicodeDecodeError, json.JSONDecodeError, ValueError, TypeError) as err:
                 raise HarnessError(f"{self.path}:{lineno}: malformed record ({err})") from None
-            if not isinstance(record, dict):
-                raise HarnessError(f"{self.path}:{lineno}: malformed record (not a JSON object)")
-            records.append(record)
         return records
 
-    def append(self, records: list[dict]) -> None:
+    def check_unique(self) -> None:
+        """Refuse a log that holds a sample twice: its counts and intervals would be wrong."""
+        seen = set()
+        for lineno, record in enumerate(self.read(), 1):
+            if record.key() in seen:
+                cell = record.cell
+                raise HarnessError(f"{self.path}:{lineno} repeats sample {cell.task} {record.example_id} "
+                                   f"({cell.sampler}, {cell.remasking}, {cell.steps} steps); nothing was changed: "
+                                   f"re-run with --dedupe to keep the first copy of each sample")
+            seen.add(record.key())
+
+    def append(self, records: list[Record]) -> None:
         """Append a batch durably: one write, flush, fsync. A full disk leaves at most a torn last line."""
         try:
             with open(self.path, "a") as f:
@@ -90,7 +172,7 @@ class RecordLog:
             err.filename = err.filename or str(self.path)  # a failed write() names no file
             raise
 
-    def replace(self, records: list[dict]) -> None:
+    def replace(self, records: list[Record]) -> None:
         """Swap in a whole new content durably: a crash leaves either the old file or the new one."""
         tmp = self.path.with_name(self.path.name + ".tmp")
         with open(tmp, "w") as f:
@@ -101,8 +183,8 @@ class RecordLog:
         _fsync_dir(self.path.parent)
 
 
-def _lines(records: list[dict]) -> str:
-    return "".join(json.dumps(r, sort_keys=True) + "\n" for r in records)
+def _lines(records: list[Record]) -> str:
+    return "".join(json.dumps(r.to_json(), sort_keys=True) + "\n" for r in records)
 
 
 class RunStore:
@@ -118,11 +200,12 @@ class RunStore:
         # Where this process appends: its own shard when sharded, so no two processes write one file.
         self.log = RecordLog(self.dir / shard_name(rank, world_size)) if world_size > 1 else self.samples
 
-    def open(self, manifest: dict, reshard: bool = False) -> None:
+    def open(self, manifest: dict, reshard: bool = False, dedupe: bool = False) -> None:
         """Create the run directory, or reopen it to resume if its configuration and world size match.
 
         With `reshard`, a directory made with another world size is taken over: its shards are merged
         into samples.jsonl (keeping every finished record) and the manifest takes this launch's world.
+        A log holding a sample twice is refused, or with `dedupe` rewritten with the first copy of each.
         Under torchrun, rank 0 opens first: the others then find the directory it prepared.
         """
         if not self.manifest_path.exists():
@@ -150,15 +233,19 @@ class RunStore:
             write_json_atomic(self.manifest_path, {**stored, "world": manifest["world"]})
         self.samples.cut_torn_tail()  # left by a killed single-process run
         self.log.cut_torn_tail()
+        if dedupe:
+            self.dedupe()
+        for log in dict.fromkeys([self.samples, self.log]):  # one log when not sharded
+            log.check_unique()
 
-    def records(self) -> list[dict]:
-        """Every record this process can see: the merged samples and its own shard."""
-        return self.samples.read() + (self.log.read() if self.log is not self.samples else [])
+    def records(self, writing: bool = False) -> list[Record]:
+        """Every record this process can see: the merged samples and its own shard (see RecordLog.read)."""
+        return self.samples.read(writing) + (self.log.read(writing) if self.log is not self.samples else [])
 
-    def append(self, records: list[dict]) -> None:
+    def append(self, records: list[Record]) -> None:
         self.log.append(records)
 
-    def merge_shards(self, order: Callable[[dict], object] | None = None) -> None:
+    def merge_shards(self, order: Callable[[Record], object] | None = None) -> None:
         """Fold every shard into samples.jsonl, one record per key (the first seen wins), sorted by `order`
         (else samples.jsonl's records, then each shard's in file order), then delete the shards.
 
@@ -167,15 +254,28 @@ class RunStore:
         shards = sorted(self.dir.glob(SHARD_GLOB))
         if not shards:
             return
-        merged: dict[tuple, dict] = {}
+        merged: dict[tuple, Record] = {}
         for log in [self.samples, *map(RecordLog, shards)]:
             log.cut_torn_tail()
             for record in log.read():
-                merged.setdefault(record_key(record), record)
+                merged.setdefault(record.key(), record)
         records = list(merged.values())
         self.samples.replace(sorted(records, key=order) if order else records)
         for shard in shards:  # a kill before this point leaves shards whose records the next merge drops as seen
             shard.unlink()
+
+    def dedupe(self) -> None:
+        """Keep the first copy of each sample, reading samples.jsonl and then the shards; rewrite only what changes."""
+        seen = set()
+        for log in [self.samples, *map(RecordLog, sorted(self.dir.glob(SHARD_GLOB)))]:
+            records, kept = log.read(), []
+            for record in records:
+                if record.key() not in seen:
+                    seen.add(record.key())
+                    kept.append(record)
+            if len(kept) < len(records):
+                log.replace(kept)
+                print(f"{log.path}: dropped {len(records) - len(kept)} repeated sample(s)", file=sys.stderr)
 
     def write_summary(self, summary: dict) -> None:
         write_json_atomic(self.summary_path, summary)

@@ -75,6 +75,17 @@ class Task(ABC):
         """The completion a perfect model writes for `ex` (used to train the embedded model)."""
         return ex.solution if ex.solution is not None else ex.reference
 
+    def reward(self, completion: str, ex: Example) -> float:
+        """The RL reward of `completion` (diffu-GRPO, DESIGN.md 4.3): 1.0 if correct, else 0.0, unless the
+        task shapes it as d1 does."""
+        return float(self.score(completion, ex).correct)
+
     def summarize(self, scores: list[Score]) -> dict:
         """Task-specific aggregate metrics beyond accuracy (none by default)."""
         return {}
+
+
+# d1's math rewards: 2.0 for a correct answer plus 0.5 for the format's answer marker, which d1 rewards
+# through its tags (d1's own checks miss minus signs and never see \boxed; ours do not).
+CORRECT_MATH_REWARD = 2.0
+FORMAT_BONUS = 0.5

@@ -7,7 +7,7 @@ from pathlib import Path
 from tasks import register
 from tasks.answer_math import equivalent, extract_math_answer
 from tasks.answer_rule import FLEXIBLE
-from tasks.base import Example, Score, Task
+from tasks.base import CORRECT_MATH_REWARD, FORMAT_BONUS, Example, Score, Task
 from tasks.boxed import last_boxed
 from tasks.data import read_records
 from tasks.timeout import call_with_timeout
@@ -43,6 +43,11 @@ class MATH500(Task):
         correct = extracted is not None and call_with_timeout(
             equivalent, ex.reference, extracted, seconds=self.score_timeout, default=False)
         return Score(correct=correct, extracted=extracted, details={"answer_from": source})
+
+    def reward(self, completion: str, ex: Example) -> float:
+        """d1's: 2.0 if correct, plus 0.5 for a `\\boxed{}` answer."""
+        boxed = last_boxed(completion) is not None
+        return CORRECT_MATH_REWARD * self.score(completion, ex).correct + FORMAT_BONUS * boxed
 
 
 def _example(record: dict, answer: str, subject: str | None, level) -> Example:

@@ -71,5 +71,9 @@ class Sudoku4(GeneratedTask):
         return Score(correct=grid == ex.reference, extracted=grid,
                      details={"cell_accuracy": right / len(blanks)})
 
+    def reward(self, completion: str, ex: Example) -> float:
+        """d1's: the fraction of blank cells filled right."""
+        return self.score(completion, ex).details["cell_accuracy"]
+
     def summarize(self, scores: list[Score]) -> dict:
         return {"cell_accuracy": sum(s.details["cell_accuracy"] for s in scores) / len(scores)} if scores else {}

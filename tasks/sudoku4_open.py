@@ -62,5 +62,9 @@ class Sudoku4Open(GeneratedTask):
         return Score(correct=correct, extracted=grid,
                      details={"cell_validity": len(sound.intersection(blanks)) / len(blanks)})
 
+    def reward(self, completion: str, ex: Example) -> float:
+        """d1's sudoku reward where a cell has no one right digit: the fraction of blank cells that clash with nothing."""
+        return self.score(completion, ex).details["cell_validity"]
+
     def summarize(self, scores: list[Score]) -> dict:
         return {"cell_validity": sum(s.details["cell_validity"] for s in scores) / len(scores)} if scores else {}

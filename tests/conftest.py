@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def data_dir() -> Path:
     """The shared benchmark data: $HARNESS_DATA_DIR (CI sets it), else ../shared/data beside the repo."""
     # Absolute, so subprocesses started in another working directory find it too.

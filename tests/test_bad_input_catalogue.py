@@ -181,7 +181,7 @@ CASES = {
     "resume a manifest that is not one": (lambda ws: [*NAMES_RUN, "--out", _with(
         ws, lambda run: (run / "manifest.json").write_text("[]"))], "not a run manifest"),
     "resume corrupt samples": (lambda ws: [*NAMES_RUN, "--out", _with(
-        ws, lambda run: _samples_json(run, '{"task": "names"}\n{garbage\n'))], "samples.jsonl:2"),
+        ws, lambda run: _samples_json(run, '{"task": "names"}\n{garbage\n'))], "samples.jsonl:1: malformed record"),
     # report
     "report a folder that is no run": (lambda ws: ["report", str(Path(ws.write("x/notes.txt", "hi")).parent),
                                                    "--out", ws.path("report")], "neither a run directory"),

@@ -6,9 +6,10 @@ import json
 import pytest
 
 from baselines.factorized import Factorized
-from harness import sampler as sampler_registry
 from harness.check import compare, completion_hash, expected_cells
 from harness.cli import main as cli
+from harness.engine.sampler import SAMPLERS
+from records import make_record
 
 RUN = ["run", "--tasks", "names", "--samplers", "factorized", "--tokens-per-step", "1,2", "--no-report", "--quiet"]
 
@@ -25,7 +26,7 @@ class SwapsTheWords(Factorized):
 @pytest.fixture
 def degraded(monkeypatch):
     """Registers the buggy sampler under the name `factorized` for the rest of the test."""
-    return lambda: monkeypatch.setitem(sampler_registry._REGISTRY, "factorized", SwapsTheWords)
+    return lambda: monkeypatch.setitem(SAMPLERS._items, "factorized", SwapsTheWords)
 
 
 def _pin(tmp_path, extra):
@@ -67,8 +68,8 @@ def test_sampled_configuration_passes_another_seed_and_fails_a_real_drop(tmp_pat
 
 def test_compare_rules_on_hand_made_records():
     def records(verdicts, text="a"):
-        return [{"task": "t", "sampler": "s", "remasking": "low_confidence", "steps": 1, "temperature": temperature,
-                 "example_id": f"e{i:02d}", "completion": f"{text}{i}", "correct": c} for i, c in enumerate(verdicts)]
+        return [make_record(task="t", sampler="s", steps=1, temperature=temperature, example_id=f"e{i:02d}",
+                            completion=f"{text}{i}", correct=c) for i, c in enumerate(verdicts)]
 
     temperature = 0.0
     base = {"options": {"seed": 0}, "alpha": 0.05, "tolerance": 0.3, "cells": expected_cells(records([True] * 10))}

@@ -16,7 +16,8 @@ import pytest
 
 from harness.distributed import World, detect_world, shard_of
 from harness.errors import HarnessError
-from harness.store import RunStore, record_key, shard_name
+from harness.store import Record, RunStore, shard_name
+from records import make_record
 
 # `torchrun` is this module's console script; --standalone picks a free port, so parallel test runs do not clash.
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
@@ -79,9 +80,8 @@ def test_every_item_has_exactly_one_owner_and_ranks_get_similar_shares():
 
 # --- shard files ---------------------------------------------------------------------------------------------------
 
-def _record(i, steps=2, **extra):
-    return {"task": "names", "example_id": f"names-{i}", "sampler": "factorized", "remasking": "low_confidence",
-            "steps": steps, "correct": i % 2 == 0, **extra}
+def _record(i, **fields):
+    return make_record(task="names", example_id=f"names-{i}", steps=2, correct=i % 2 == 0, **fields)
 
 
 def _manifest(size):
@@ -99,7 +99,7 @@ def test_a_rank_appends_to_its_own_shard_and_cuts_its_torn_tail(tmp_path):
         f.write('{"task": "names", "exa')  # killed mid-write
     reopened = RunStore(tmp_path, rank=1, world_size=2)
     reopened.open(_manifest(2))
-    assert [r["example_id"] for r in reopened.records()] == ["names-0", "names-1"]
+    assert [r.example_id for r in reopened.records()] == ["names-0", "names-1"]
     assert RunStore(tmp_path, rank=0, world_size=2).records() == []  # another rank's shard is not its business
 
 
@@ -108,9 +108,9 @@ def test_merge_keeps_one_record_per_key_in_the_given_order_and_removes_the_shard
     RunStore(tmp_path, 0, 2).append([_record(3), _record(0)])
     RunStore(tmp_path, 1, 2).append([_record(2), _record(0, seconds=9.0), _record(1)])  # names-0 twice
     store = RunStore(tmp_path, 0, 2)
-    store.merge_shards(order=lambda r: int(r["example_id"].split("-")[1]))
-    assert [r["example_id"] for r in store.samples.read()] == ["names-0", "names-1", "names-2", "names-3"]
-    assert "seconds" not in store.samples.read()[0]  # the first one seen is kept: rank 0's shard comes first
+    store.merge_shards(order=lambda r: int(r.example_id.split("-")[1]))
+    assert [r.example_id for r in store.samples.read()] == ["names-0", "names-1", "names-2", "names-3"]
+    assert store.samples.read()[0].seconds != 9.0  # the first one seen is kept: rank 0's shard comes first
     assert not list(tmp_path.glob("samples.rank*"))
     assert not list(tmp_path.glob("*.tmp"))
 
@@ -119,7 +119,7 @@ def test_another_world_size_is_refused_unless_resharding_which_keeps_every_finis
     RunStore(tmp_path, 0, 2).open(_manifest(2))
     RunStore(tmp_path, 0, 2).append([_record(0), _record(1)])
     with open(tmp_path / shard_name(1, 2), "a") as f:
-        f.write(json.dumps(_record(2)) + '\n{"task": "na')  # rank 1 killed mid-write
+        f.write(json.dumps(_record(2).to_json()) + '\n{"task": "na')  # rank 1 killed mid-write
     with pytest.raises(HarnessError, match="was run by 2 processes, this launch has 1 process.*--reshard"):
         RunStore(tmp_path).open(_manifest(1))
     with pytest.raises(HarnessError, match="was run by 2 processes, this launch has 3 processes"):
@@ -127,7 +127,7 @@ def test_another_world_size_is_refused_unless_resharding_which_keeps_every_finis
 
     resharded = RunStore(tmp_path, 0, 3)
     resharded.open(_manifest(3), reshard=True)
-    assert sorted(r["example_id"] for r in resharded.records()) == ["names-0", "names-1", "names-2"]
+    assert sorted(r.example_id for r in resharded.records()) == ["names-0", "names-1", "names-2"]
     assert not list(tmp_path.glob(f"samples.rank*-of-2.jsonl"))
     assert json.loads((tmp_path / "manifest.json").read_text())["world"]["size"] == 3
     RunStore(tmp_path, 2, 3).open(_manifest(3))  # the other ranks of the new launch now find their world
@@ -144,7 +144,7 @@ def test_a_single_process_run_has_no_shards_and_can_be_taken_over_by_torchrun(tm
         RunStore(tmp_path, 0, 2).open(_manifest(2))
     rank0 = RunStore(tmp_path, 0, 2)
     rank0.open(_manifest(2), reshard=True)
-    assert [r["example_id"] for r in rank0.records()] == ["names-0"]
+    assert [r.example_id for r in rank0.records()] == ["names-0"]
 
 
 # --- real launches ---------------------------------------------------------------------------------------------
@@ -171,8 +171,8 @@ def _decoded(stderr: str) -> dict[int, int]:
 
 
 def _records(out: Path) -> dict:
-    records = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
-    keyed = {record_key(r): {k: v for k, v in r.items() if k != "seconds"} for r in records}
+    records = [Record.from_json(json.loads(line)) for line in (out / "samples.jsonl").read_text().splitlines()]
+    keyed = {r.key(): {k: v for k, v in r.to_json().items() if k != "seconds"} for r in records}
     assert len(keyed) == len(records), "duplicate records"
     return keyed
 

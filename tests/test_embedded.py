@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from harness.backbones.embedded import ASSETS, load_embedded, load_embedded_dir
-from harness.decoding import DecodeConfig, generate
+from harness.engine.decoding import DecodeConfig, generate
 from harness.errors import HarnessError
-from harness.training.tokenizer import load_tokenizer
+from harness.backbones.tokenizer import load_tokenizer
 from tasks import get_task
 from tasks.names import CATEGORIES
 

@@ -18,7 +18,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from harness.decoding import DecodeConfig, generate
+from harness.engine.decoding import DecodeConfig, generate
 from tiny_backbone import TinyBackbone
 
 

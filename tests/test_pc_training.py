@@ -11,7 +11,7 @@ from codd import HMM
 from codd.training import (PCTrainConfig, WindowSet, cache_windows, choose_gamma, conditional_log_likelihood,
                            evaluate, random_masks, ratio_masks, train_pc)
 from harness.cli import main as cli
-from harness.training.sft import Pair
+from harness.training.pairs import Pair
 
 VOCAB, WIDTH = 5, 4
 

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from harness.backbones import load_backbone
-from harness.decoding import DecodeConfig, generate
+from harness.engine.decoding import DecodeConfig, generate
 from test_real_backends import make_checkpoint
 
 GEN_LENGTH = 16

@@ -1,17 +1,20 @@
 """The report: paired statistics against exact enumeration, tables from hand-made records, the
-published-number matching rule, the written files, and `run` writing its report."""
+published-number matching rule on records the runner wrote, the written files, and `run` writing its report."""
 
 import csv
 import itertools
 import json
 import math
+from dataclasses import replace
 from fractions import Fraction
 
 import numpy as np
 import pytest
 
+from harness.backbones.hf import ALIASES
 from harness.cli import main as cli
 from harness.errors import HarnessError
+from harness.protocols import PROTOCOLS
 from harness.report.build import build_report
 from harness.report.inputs import load_inputs
 from harness.report.published import method, published_entries
@@ -19,6 +22,7 @@ from harness.report.qualitative import diff_segments
 from harness.report.tables import accuracy_rows, group_cells, latency_rows, paired_rows
 from harness.stats import mcnemar_exact, paired_bootstrap_interval, wilson_interval
 from harness.store import RunStore
+from records import make_record
 
 
 def _binomial_tail(k: int, n: int) -> Fraction:
@@ -58,18 +62,14 @@ def test_paired_bootstrap_matches_the_enumerated_bootstrap_distribution():
 
 
 def _record(example_id, sampler, steps, correct, completion="x", seconds=0.01, nfe=4, task="sudoku4", **setup):
-    record = {"task": task, "example_id": example_id, "sampler": sampler, "remasking": "low_confidence",
-              "steps": steps, "seed": 0, "gen_length": 16, "block_length": 16, "mode": "block", "temperature": 0.0,
-              "model": "embedded", "protocol": "native", "completion": completion, "extracted": completion,
-              "correct": correct, "details": {"cell_accuracy": 1.0 if correct else 0.5}, "reference": "r",
-              "nfe": nfe, "seconds": seconds}
-    record.update(setup)
-    return record
+    return make_record(example_id=example_id, sampler=sampler, steps=steps, correct=correct, completion=completion,
+                       extracted=completion, seconds=seconds, nfe=nfe, task=task,
+                       details={"cell_accuracy": 1.0 if correct else 0.5}, **setup)
 
 
 def _write_run(directory, records, config=None):
     store = RunStore(directory)
-    store.open({"config": config or {"tasks": sorted({r["task"] for r in records}), "seed": 0, "split": "test"},
+    store.open({"config": config or {"tasks": sorted({r.cell.task for r in records}), "seed": 0, "split": "test"},
                 "command": "test", "environment": {}})
     store.append(records)
     return directory
@@ -112,25 +112,38 @@ def test_pairs_only_with_the_baseline_of_the_same_setup():
     assert [(r["sampler"], r["remasking"], r["steps"]) for r in rows] == [("codd:gamma=0.5", "low_confidence", 4)]
 
 
-def test_published_numbers_sit_only_beside_matching_rows():
+def test_published_methods_and_protocols_are_ones_a_run_records():
     assert method("codd:gamma=0.5,tau=0.2") == "codd"
     assert method("codd:proposal=latent,tau=0.2") == "codd"
     assert method("codd:tau=0.2,proposal=ao") == "codd:proposal=ao"
-    assert len(published_entries()) > 50
-    llada = dict(model="llada-8b-instruct", protocol="lm-eval", task="math500", gen_length=512, block_length=32,
-                 remasking="margin")
-    records = [_record("p1", "codd:tau=0.2,gamma=0.5", 128, True, **llada),
-               _record("p1", "factorized", 128, True, **llada),
-               _record("p1", "codd:proposal=ao", 128, True, **{**llada, "remasking": "low_confidence"}),
-               _record("p1", "codd", 128, True, **{**llada, "protocol": "native"})]
-    accuracy = {(r["sampler"], r["remasking"], r["protocol"]): r for r in accuracy_rows(group_cells(records))}
-    assert accuracy[("codd:tau=0.2,gamma=0.5", "margin", "lm-eval")]["published"] == pytest.approx(0.388)
-    assert accuracy[("factorized", "margin", "lm-eval")]["published"] == pytest.approx(0.344)
-    assert accuracy[("codd", "margin", "native")]["published"] is None  # another protocol: never mixed
-    # Table 3 has CoDD+AO's latency but Table 1 has no AO accuracy.
-    assert accuracy[("codd:proposal=ao", "low_confidence", "lm-eval")]["published"] is None
-    latency = {r["sampler"]: r for r in latency_rows(group_cells(records)) if r["protocol"] == "lm-eval"}
-    assert latency["codd:proposal=ao"]["published_seconds"] == pytest.approx(6.67)
+    entries = [e for e in published_entries() if e["metric"] != "device_hours"]
+    assert len(entries) > 50
+    assert {e["protocol"] for e in entries} <= set(PROTOCOLS)
+    assert {e["model"] for e in entries} <= set(ALIASES)
+
+
+@pytest.fixture(scope="module")
+def codd_protocol_records(tmp_path_factory, data_dir) -> list[dict]:
+    """Records the runner writes for math500 under --protocol codd (embedded model, one problem)."""
+    out = tmp_path_factory.mktemp("codd-protocol") / "run"
+    assert cli(["run", "--tasks", "math500", "--protocol", "codd", "--steps", "64", "--limit", "1",
+                "--samplers", "factorized,codd:tau=0.2,gamma=0.5,codd:proposal=ao", "--remasking", "low_confidence",
+                "--data-dir", str(data_dir), "--out", str(out), "--no-report", "--quiet"]) == 0
+    return RunStore(out).records()
+
+
+def test_published_numbers_sit_beside_the_runners_records_of_the_same_setup(codd_protocol_records):
+    # The same records as LLaDA-8B's would be: only the model differs (an 8B model cannot run here).
+    llada = [replace(r, cell=r.cell._replace(model="llada-8b-instruct")) for r in codd_protocol_records]
+    accuracy = {r["sampler"]: r for r in accuracy_rows(group_cells(llada))}
+    assert accuracy["codd:gamma=0.5,tau=0.2"]["published"] == pytest.approx(0.158)
+    assert accuracy["factorized"]["published"] == pytest.approx(0.126)
+    assert accuracy["codd:proposal=ao"]["published"] is None  # Table 3 has CoDD+AO's latency, Table 1 no accuracy
+    latency = {r["sampler"]: r for r in latency_rows(group_cells(llada))}
+    assert latency["codd:proposal=ao"]["published_seconds"] == pytest.approx(3.63)
+    assert all(r["published"] is None for r in accuracy_rows(group_cells(codd_protocol_records)))  # embedded
+    native = accuracy_rows(group_cells([replace(r, cell=r.cell._replace(protocol="native")) for r in llada]))
+    assert all(r["published"] is None for r in native)  # protocols never mix
 
 
 def test_diff_segments_mark_only_what_differs():
@@ -141,7 +154,7 @@ def test_diff_segments_mark_only_what_differs():
 
 def test_report_is_self_contained_and_writes_tables_and_figures(tmp_path):
     records = _paired_records()
-    records[1]["completion"] = "<script>alert(1)</script>"  # completions are untrusted text
+    records[1] = replace(records[1], completion="<script>alert(1)</script>")  # completions are untrusted text
     run = _write_run(tmp_path / "run", records)
     page = build_report([run], tmp_path / "report")
     html = page.read_text()
@@ -166,8 +179,9 @@ def test_bad_inputs_are_refused(tmp_path):
     second = _write_run(tmp_path / "b", _paired_records()[:2])
     with pytest.raises(HarnessError, match="report them separately"):
         load_inputs([first, second])
-    broken = _write_run(tmp_path / "c", [{"task": "sudoku4"}])
-    with pytest.raises(HarnessError, match="lacks"):
+    broken = _write_run(tmp_path / "c", [])
+    (broken / "samples.jsonl").write_text('{"task": "sudoku4"}\n')
+    with pytest.raises(HarnessError, match="samples.jsonl:1: malformed record \\(record lacks model"):
         load_inputs([broken])
     assert cli(["report", str(tmp_path / "nowhere")]) == 2
 

@@ -3,12 +3,12 @@ import json
 import pytest
 
 from harness.errors import HarnessError
-from harness.store import RunStore, record_key
+from harness.store import RunStore
+from records import make_record
 
 
 def _record(i):
-    return {"task": "t", "example_id": f"e{i}", "sampler": "factorized", "remasking": "low_confidence",
-            "steps": 4, "correct": True}
+    return make_record(example_id=f"e{i}")
 
 
 def test_append_and_reopen_cuts_a_torn_last_line(tmp_path):
@@ -19,7 +19,7 @@ def test_append_and_reopen_cuts_a_torn_last_line(tmp_path):
         f.write('{"task": "t", "exam')  # a kill in the middle of a write
     reopened = RunStore(tmp_path / "run")
     reopened.open({"config": {"a": 1}})
-    assert [r["example_id"] for r in reopened.records()] == ["e0", "e1"]
+    assert [r.example_id for r in reopened.records()] == ["e0", "e1"]
     assert store.samples_path.read_text().endswith("\n")
 
 
@@ -37,6 +37,9 @@ def test_summary_is_written_atomically(tmp_path):
     assert not list(store.dir.glob("*.tmp"))
 
 
-def test_record_key_separates_budgets():
-    a, b = _record(0), dict(_record(0), steps=8)
-    assert record_key(a) != record_key(b)
+def test_a_records_key_is_its_cell_and_example():
+    a = _record(0)
+    assert a.key() == (*a.cell, "e0") == a.cell.key_of("e0")
+    for change in ({"steps": 8}, {"sampler": "codd"}, {"model": "llada-8b-instruct"}, {"example_id": "e1"}):
+        assert make_record(**{**a.to_json(), **change}).key() != a.key()
+    assert make_record(seconds=9.0).key() == a.key()  # a measurement, not an identity

@@ -13,8 +13,10 @@ from harness.cli import main as cli
 from harness.commands.train import TOKENIZER_DIR
 from harness.errors import HarnessError
 from harness.training.grid_layout import grid_regions
-from harness.training.sft import EPS, Pair, TrainConfig, collate, make_pair, sft_loss, train, validation_loss
-from harness.training.tokenizer import EOS, MASK, PAD, load_tokenizer, train_tokenizer
+from harness.training.pairs import Pair, collate, make_pair
+from harness.training.sft import EPS, TrainConfig, sft_loss, train, validation_loss
+from harness.backbones.tokenizer import EOS, MASK, PAD, load_tokenizer
+from harness.training.tokenizer import train_tokenizer
 from tasks import get_task
 
 MASK_ID, EOS_ID, PAD_ID = 0, 1, 2

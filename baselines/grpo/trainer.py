@@ -25,11 +25,10 @@ from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
 
 from baselines.grpo.adapter import add_lora, lora_targets, network
 from baselines.grpo.loss import LossTerms, group_advantages, grpo_loss, masked_input, token_logps
-from harness.decoding import DecodeConfig, generate
+from harness.engine.decoding import DecodeConfig, generate
 from harness.errors import HarnessError
-from harness.training.checkpoint import load_checkpoint, save_checkpoint
+from harness.training.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
 
-CHECKPOINT = "checkpoint.pt"
 RESUMABLE_CHANGES = ("steps", "checkpoint_every")
 
 
@@ -52,8 +51,13 @@ class GRPOConfig:
     checkpoint_every: int = 10
 
 
+# d1's settings scaled to the embedded model (the shipped adapters'): LoRA rank and learning rate for a
+# 128-wide network, fewer inner updates and more prompts per step so that a run takes minutes.
+EMBEDDED_PRESET = dict(lora_rank=16, lora_alpha=32.0, lr=2e-3, prompts_per_step=8, group_size=6, inner_updates=2)
+
+
 @dataclass
-class TrainState:
+class GRPOTrainState:
     policy: PeftModel
     optimizer: torch.optim.Optimizer
     step: int = 0
@@ -66,28 +70,23 @@ class TrainState:
     mean_rewards: list[float] = field(default_factory=list)   # per step, of the rollouts
 
     def save(self, path: Path, config: GRPOConfig) -> None:
-        """Write atomically: a kill during the write leaves the previous checkpoint intact."""
-        counters = {k: getattr(self, k) for k in ("step", "rollouts", "tokens", "forward_tokens", "backward_tokens",
-                                                  "wall_seconds", "cpu_seconds", "mean_rewards")}
         save_checkpoint({"adapter": get_peft_model_state_dict(self.policy), "optimizer": self.optimizer.state_dict(),
-                        "config": asdict(config), **counters}, path)
+                         "config": asdict(config), **{name: getattr(self, name) for name in _COUNTERS}}, path)
 
     def load(self, path: Path, config: GRPOConfig) -> None:
         """Continue a run with the same settings; the step count may change (step s's draws depend
         on s only and the learning rate is constant, so a longer run extends a shorter one)."""
-        saved = load_checkpoint(path)
-        changed = sorted(k for k, v in asdict(config).items()
-                         if k not in RESUMABLE_CHANGES and saved["config"].get(k) != v)
-        if changed:
-            raise HarnessError(f"{path} was written with other settings (differ: {', '.join(changed)}); "
-                               "re-run with the same options or use a new --out")
+        saved = load_checkpoint(path, {"config": asdict(config)}, resumable=RESUMABLE_CHANGES)
         set_peft_model_state_dict(self.policy, saved["adapter"])
         self.optimizer.load_state_dict(saved["optimizer"])
         if saved["step"] > config.steps:
             raise HarnessError(f"{path} is already at step {saved['step']}, beyond the {config.steps} steps asked for")
-        for key in ("step", "rollouts", "tokens", "forward_tokens", "backward_tokens", "wall_seconds", "cpu_seconds",
-                    "mean_rewards"):
-            setattr(self, key, saved[key])
+        for name in _COUNTERS:
+            setattr(self, name, saved[name])
+
+
+_COUNTERS = ("step", "rollouts", "tokens", "forward_tokens", "backward_tokens", "wall_seconds", "cpu_seconds",
+             "mean_rewards")
 
 
 def completion_logps(backbone, inputs: torch.Tensor, attention: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -107,7 +106,7 @@ def counted_tokens(completions: torch.Tensor, eos_id: int) -> torch.Tensor:
 
 def train(backbone, prompts: list[list[int]], reward: Callable[[int, list[int]], float], config: GRPOConfig,
           decode: DecodeConfig, out: str | Path,
-          on_step: Callable[[TrainState, LossTerms], None] | None = None) -> TrainState:
+          on_step: Callable[[GRPOTrainState, LossTerms], None] | None = None) -> GRPOTrainState:
     """Train a LoRA adapter on `backbone`'s network (modified in place: it carries the adapter
     afterwards) and save it to `out` (peft layout). `reward(i, completion_ids)` scores a
     completion of prompts[i]. Resumes from `out/checkpoint.pt` when a run with the same settings
@@ -119,7 +118,7 @@ def train(backbone, prompts: list[list[int]], reward: Callable[[int, list[int]],
     torch.manual_seed(config.seed)  # the LoRA initialisation
     policy = add_lora(network(backbone), config.lora_rank, config.lora_alpha, lora_targets(backbone))
     optimizer = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=config.lr)
-    state = TrainState(policy, optimizer)
+    state = GRPOTrainState(policy, optimizer)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     checkpoint = out / CHECKPOINT
@@ -173,7 +172,7 @@ def train(backbone, prompts: list[list[int]], reward: Callable[[int, list[int]],
     return state
 
 
-def flops_estimate(state: TrainState, params: int) -> float:
+def flops_estimate(state: GRPOTrainState, params: int) -> float:
     """2 FLOPs per parameter per token forward, 6 forward + backward (frozen base weights still
     pass gradients back, so the backward pass costs about what full training's does)."""
     return 2.0 * params * state.forward_tokens + 6.0 * params * state.backward_tokens

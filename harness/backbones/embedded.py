@@ -20,7 +20,7 @@ from safetensors.torch import load_model, save_model
 from harness.backbones.base import Backbone, DecodingDefaults
 from harness.backbones.transformer import MaskedDiffusionTransformer, TransformerConfig
 from harness.errors import HarnessError
-from harness.training.tokenizer import load_tokenizer
+from harness.backbones.tokenizer import load_tokenizer
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets" / "embedded"
 WEIGHTS, CONFIG = "model.safetensors", "config.json"

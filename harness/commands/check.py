@@ -13,10 +13,9 @@ from harness import environment
 from harness.check import (DEFAULT_ALPHA, DEFAULT_TOLERANCE, baseline_document, compare, format_verdicts,
                            load_baseline, options_from_config)
 from harness.commands.arguments import add_data_dir
-from harness.commands.run import manifest
 from harness.errors import HarnessError
 from harness.report.inputs import load_inputs
-from harness.runner import RunOptions, plan, run
+from harness.runner import RunOptions, manifest, plan, run
 from harness.store import RunStore, write_json_atomic
 
 ABOUT = ("Pinned results of `options`, compared by `python -m harness check`: exact cells (temperature 0, "

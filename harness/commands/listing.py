@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from harness.backbones import list_models
-from harness.sampler import list_samplers
+from harness.engine.sampler import list_samplers
 from tasks import get_task, list_tasks
 
 

@@ -7,20 +7,18 @@ The same command runs data-parallel when launched by torchrun or accelerate laun
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from datetime import datetime, timezone
+from contextlib import ExitStack
+from datetime import datetime
 
-import torch
-
-from harness import environment
-from harness.commands.arguments import add_data_dir, name_list, positive_int, positive_int_list, sampler_list
-from harness.distributed import (DEFAULT_BARRIER_TIMEOUT_MINUTES, World, claim_device, describe_rank, detect_world,
-                                 process_group)
 from harness.backbones import resolve_device
+from harness.commands.arguments import add_data_dir, name_list, positive_int, positive_int_list, sampler_list
+from harness.distributed import (DEFAULT_BARRIER_TIMEOUT_MINUTES, claim_device, describe_rank, detect_world,
+                                 process_group)
+from harness.engine.sampler import list_samplers
 from harness.protocols import PROTOCOLS
-from harness.runner import RunOptions, format_table, plan, run
-from harness.sampler import list_samplers
+from harness.run_lock import RunLock
+from harness.runner import RunOptions, format_table, manifest, plan, run
 from harness.store import RunStore
 from tasks.answer_rule import ANSWER_RULES, FLEXIBLE
 
@@ -77,7 +75,7 @@ def add_parser(commands) -> None:
                    help="backbone compute dtype: float32 or bfloat16 (default: bfloat16 on CUDA, else float32)")
     p.add_argument("--device", default=None,
                    help="cpu, cuda or cuda:N (default: each rank's GPU if there is one, else the CPU)")
-    p.add_argument("--protocol", default="native", choices=list(PROTOCOLS),
+    p.add_argument("--protocol", default="native", choices=PROTOCOLS.names(),
                    help="evaluation protocol: " + "; ".join(f"{n}: {p.description}" for n, p in PROTOCOLS.items()))
     p.add_argument("--split", default="test", help="dataset split to evaluate (default test)")
     p.add_argument("--answer-rule", default=FLEXIBLE, choices=ANSWER_RULES,
@@ -95,6 +93,9 @@ def add_parser(commands) -> None:
                    metavar="MINUTES", help="under torchrun, how long a rank that has finished its share waits for "
                                            f"the slowest one (default {DEFAULT_BARRIER_TIMEOUT_MINUTES}); if it runs "
                                            "out, re-running the command resumes and merges")
+    p.add_argument("--dedupe", action="store_true",
+                   help="repair an --out whose samples.jsonl holds a sample more than once (which `run` refuses "
+                        "to summarise): keep the first copy of each")
     p.add_argument("--no-report", action="store_true", help="do not write the HTML report at the end")
     p.set_defaults(func=main)
 
@@ -131,10 +132,16 @@ def main(args: argparse.Namespace) -> int:
     # Every input error surfaces here, before anything is written; the default sampler list keeps,
     # per task, the samplers that apply to its backbone (diffu-grpo only where an adapter is shipped).
     cells = plan(options, device, only_applicable=args.samplers is None)
-    with process_group(world, device, args.barrier_timeout):
+    with process_group(world, device, args.barrier_timeout), ExitStack() as held:
         store = RunStore(world.broadcast(args.out or _default_out(options)), world.rank, world.size)
         made = manifest(options, world.gather(describe_rank(world, device)))
-        world.main_first(lambda: store.open(made, reshard=args.reshard))
+
+        def prepare() -> None:
+            if world.is_main:  # rank 0 holds the lock for the whole launch; its refusal fails the launch
+                held.enter_context(RunLock(store.dir))
+            store.open(made, reshard=args.reshard, dedupe=args.dedupe and world.is_main)
+
+        world.main_first(prepare)
         start = time.perf_counter()
         summary = run(options, store, cells, progress=not args.quiet, world=world)
     if summary is None:  # a rank other than 0: rank 0 merges and reports
@@ -147,16 +154,3 @@ def main(args: argparse.Namespace) -> int:
         print(f"report: {build_report([store.dir])}")
     return 0
 
-
-def manifest(options: RunOptions, ranks: list[dict] | None = None) -> dict:
-    """What a run directory records about how it was made; `ranks` describes each process of the launch
-    (by default one process on the CPU)."""
-    ranks = ranks or [describe_rank(World(), torch.device("cpu"))]
-    return {
-        "config": options.config(), "protocol": options.protocol, "answer_rule": options.answer_rule,
-        "command": " ".join(sys.argv),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "seeds": {"seed": options.seed, "per_example": "sha256(seed, task, example_id), shared by all samplers"},
-        "data_dir": options.data_dir, "environment": environment.describe(),
-        "world": {"size": len(ranks), "ranks": ranks},
-    }

@@ -10,48 +10,27 @@ from __future__ import annotations
 
 import argparse
 import random
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
 from harness.backbones.embedded import ASSETS, save_embedded
+from harness.backbones.tokenizer import load_tokenizer
 from harness.backbones.transformer import TransformerConfig
 from harness.commands.arguments import add_data_dir, explicit_command, positive_float, positive_int
 from harness.errors import HarnessError
+from harness.training.checkpoint import CHECKPOINT
 from harness.training.compute import write_compute_record
+from harness.training.family_data import family_pairs, family_tasks
 from harness.training.grid_layout import grid_regions
-from harness.training.sft import CHECKPOINT, Pair, TrainConfig, make_pair, train
-from harness.training.tokenizer import load_tokenizer, train_tokenizer
-from tasks import Task, get_task, list_tasks
+from harness.training.sft import MODEL_PRESETS, TrainConfig, train
+from harness.training.tokenizer import train_tokenizer
 
-
-@dataclass(frozen=True)
-class Preset:
-    steps: int
-    batch_size: int
-    lr: float
-    layers: int
-    heads: int
-    dim: int
-    grid: bool = False  # row/column/box embeddings for the sudoku grids
-    precision: str = "float32"
-
-
-PRESETS = {
-    "names": Preset(steps=1200, batch_size=64, lr=3e-3, layers=2, heads=2, dim=64),
-    "sudoku": Preset(steps=800, batch_size=64, lr=2e-3, layers=4, heads=4, dim=128, grid=True),
-    "countdown": Preset(steps=1500, batch_size=64, lr=2e-3, layers=4, heads=4, dim=128),
-    "math": Preset(steps=1000, batch_size=32, lr=1e-3, layers=6, heads=5, dim=320, precision="bfloat16"),
-}
 TOKENIZER_DIR = ASSETS / "tokenizer"
 PRECISIONS = ("float32", "bfloat16")
 VOCAB_SIZE = 4096
 VALIDATION_PAIRS = 256
-# Longer pairs (a few MATH problems with very long statements) are left out: on CPU one of them
-# would widen its whole left-padded batch several times over.
-MAX_SEQUENCE_TOKENS = 384
 
 
 def add_parser(commands) -> None:
@@ -61,7 +40,7 @@ def add_parser(commands) -> None:
                     "Re-running the same command with the same --out resumes from the last checkpoint. "
                     "Options default to the family's preset (the shipped model's settings).",
         epilog="example: python -m harness train --family sudoku --out runs/sudoku")
-    p.add_argument("--family", required=True, choices=sorted(PRESETS), help="task family to train on")
+    p.add_argument("--family", required=True, choices=sorted(MODEL_PRESETS), help="task family to train on")
     p.add_argument("--out", required=True, help="output folder: model.safetensors, config.json, compute.json")
     p.add_argument("--steps", type=positive_int, default=None, help="optimizer steps")
     p.add_argument("--batch-size", type=positive_int, default=None, help="sequences per step")
@@ -84,13 +63,9 @@ def add_parser(commands) -> None:
     p.set_defaults(func=main)
 
 
-def family_tasks(family: str) -> list[Task]:
-    return [task for task in map(get_task, list_tasks()) if task.family == family]
-
-
 def training_text(data_dir: str | None):
     """Prompts and targets of every embedded task's train split: the tokenizer's corpus."""
-    for family in PRESETS:
+    for family in MODEL_PRESETS:
         for task in family_tasks(family):
             for ex in task.load("train", data_dir=data_dir):
                 yield from (message["content"] for message in task.prompt(ex))
@@ -105,28 +80,6 @@ def tokenizer_for(directory: Path, data_dir: str | None):
     return load_tokenizer(directory)
 
 
-def family_pairs(family: str, tokenizer, data_dir: str | None) -> list[Pair]:
-    """The family's training pairs; targets longer than their task's generation length and pairs
-    longer than MAX_SEQUENCE_TOKENS are left out."""
-    pairs, dropped = [], 0
-    for task in family_tasks(family):
-        examples = task.load("train", data_dir=data_dir)
-        prompts = tokenizer.apply_chat_template([task.prompt(ex) for ex in examples], add_generation_prompt=True)
-        targets = tokenizer([task.target(ex) for ex in examples], add_special_tokens=False)["input_ids"]
-        for prompt, target in zip(prompts, targets):
-            pair = make_pair(prompt, target, task.gen_length, tokenizer.eos_token_id)
-            if pair is None or len(pair.prompt) + len(pair.response) > MAX_SEQUENCE_TOKENS:
-                dropped += 1
-            else:
-                pairs.append(pair)
-    if not pairs:
-        raise HarnessError(f"no training examples for family {family!r} fit their tasks' generation lengths")
-    if dropped:
-        print(f"{dropped} of {dropped + len(pairs)} {family} examples do not fit the generation length "
-              f"or {MAX_SEQUENCE_TOKENS} tokens; left out")
-    return pairs
-
-
 def command_line(args: argparse.Namespace) -> str:
     """The full command with every option explicit, as recorded in compute.json."""
     names = ("family", "out", "steps", "batch_size", "lr", "seed", "layers", "heads", "dim", "precision")
@@ -134,7 +87,7 @@ def command_line(args: argparse.Namespace) -> str:
 
 
 def main(args: argparse.Namespace) -> int:
-    preset = PRESETS[args.family]
+    preset = MODEL_PRESETS[args.family]
     for option in ("steps", "batch_size", "lr", "layers", "heads", "dim", "precision"):
         if getattr(args, option) is None:
             setattr(args, option, getattr(preset, option))

@@ -1,7 +1,7 @@
 """`python -m harness train-pc`: train the CoDD PC of one task family on its frozen backbone (CPU).
 
 The data are the family's training sequences, built exactly as for the embedded model
-(harness/commands/train.py). Every option defaults to the family's preset, the settings the
+(harness/training/family_data.py). Every option defaults to the family's preset, the settings the
 shipped PC was trained with, so `python -m harness train-pc --family names --out DIR`
 reproduces `codd/assets/names`. The output directory holds the PC (hmm.safetensors,
 config.json with the validation curve and the default gamma and tau in its metadata) and
@@ -11,49 +11,19 @@ compute.json; re-running the same command resumes an interrupted run.
 from __future__ import annotations
 
 import argparse
-import random
-import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
 from codd.storage import save_pc
-from codd.training import (CHECKPOINT, RATIOS, PCTrainConfig, PCTrainState, WindowSet, cache_windows, choose_gamma,
-                           evaluate, flops_per_window, random_masks, ratio_masks, train_pc)
+from codd.training import (CHECKPOINT, PRESETS, RATIOS, WINDOW_CACHE, PCTrainConfig, PCTrainState, cached_window_sets,
+                           choose_gamma, evaluate, flops_per_window, train_pc)
 from harness.backbones import load_backbone
 from harness.commands.arguments import add_data_dir, explicit_command, positive_int
-from harness.commands.train import family_pairs, family_tasks
 from harness.errors import HarnessError
-from harness.training.checkpoint import load_checkpoint, save_checkpoint
 from harness.training.compute import write_compute_record
-
-CACHE = "pc_cache.pt"
-
-
-@dataclass(frozen=True)
-class Preset:
-    states: int
-    window: int
-    epochs: int
-    batch_size: int
-    lr: float
-    patience: int
-    top_k: int
-    train_pairs: int
-    val_pairs: int
-
-
-PRESETS = {
-    "names": Preset(states=32, window=2, epochs=30, batch_size=256, lr=0.03, patience=3, top_k=64,
-                    train_pairs=10000, val_pairs=1000),
-    "sudoku": Preset(states=256, window=16, epochs=20, batch_size=64, lr=0.02, patience=2, top_k=32,
-                     train_pairs=20000, val_pairs=1000),
-    "countdown": Preset(states=256, window=16, epochs=20, batch_size=64, lr=0.02, patience=2, top_k=64,
-                        train_pairs=20000, val_pairs=1000),
-    "math": Preset(states=128, window=32, epochs=8, batch_size=32, lr=0.02, patience=2, top_k=64,
-                   train_pairs=1500, val_pairs=150),
-}
+from harness.training.family_data import family_pairs, family_tasks
 
 
 def add_parser(commands) -> None:
@@ -103,43 +73,15 @@ def command_line(args: argparse.Namespace) -> str:
                                          "data_dir": args.data_dir or None})
 
 
-def _cached_windows(args, backbone, out: Path) -> tuple[dict, float]:
-    """Train, held-out and per-ratio windows, computed once per run directory (resuming reuses them)."""
-    key = {"family": args.family, "model": args.model, "window": args.window, "top_k": args.top_k,
-           "train_pairs": args.train_pairs, "val_pairs": args.val_pairs, "seed": args.seed}
-    path = out / CACHE
-    if path.is_file():
-        cache = load_checkpoint(path)
-        if cache["key"] != key:
-            raise HarnessError(f"{path} was computed with other settings; re-run with the same options or use a new --out")
-        return {name: WindowSet(**sets) for name, sets in cache["sets"].items()}, cache["seconds"]
-    started = time.perf_counter()
-    pairs = family_pairs(args.family, backbone.tokenizer, args.data_dir)
-    random.Random(args.seed).shuffle(pairs)
-    val_pairs, train_pairs = pairs[:args.val_pairs], pairs[args.val_pairs:args.val_pairs + args.train_pairs]
-    if not train_pairs:
-        raise HarnessError(f"only {len(pairs)} {args.family} sequences: nothing left for training after "
-                           f"--val-pairs {args.val_pairs}")
-    # Longest first, so that each forward batch holds sequences of similar length.
-    train_pairs.sort(key=lambda p: -len(p.prompt))
-    sets = {"train": cache_windows(backbone, train_pairs, args.window, random_masks,
-                                   torch.Generator().manual_seed(args.seed), args.top_k),
-            "val": cache_windows(backbone, val_pairs, args.window, random_masks,
-                                 torch.Generator().manual_seed(args.seed + 1), args.top_k)}
-    for ratio in RATIOS:  # the same generator seed for every ratio: nested masks
-        sets[f"ratio {ratio}"] = cache_windows(backbone, val_pairs, args.window, ratio_masks(ratio, args.window),
-                                               torch.Generator().manual_seed(args.seed + 2), args.top_k)
-    seconds = time.perf_counter() - started
-    save_checkpoint({"key": key, "seconds": seconds, "sets": {name: vars(s) for name, s in sets.items()}}, path)
-    return sets, seconds
-
-
 def main(args: argparse.Namespace) -> int:
     _fill_preset(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     backbone = load_backbone(args.model, args.family)
-    sets, cache_seconds = _cached_windows(args, backbone, out)
+    settings = {"family": args.family, "model": args.model, "window": args.window, "top_k": args.top_k,
+                "train_pairs": args.train_pairs, "val_pairs": args.val_pairs, "seed": args.seed}
+    sets, cache_seconds = cached_window_sets(out, backbone, lambda: family_pairs(args.family, backbone.tokenizer,
+                                                                                 args.data_dir), settings)
     config = PCTrainConfig(states=args.states, window=args.window, epochs=args.epochs, batch_size=args.batch_size,
                            lr=args.lr, patience=args.patience, seed=args.seed, top_k=args.top_k)
 
@@ -169,7 +111,7 @@ def main(args: argparse.Namespace) -> int:
                          cache_seconds=round(cache_seconds, 3), threads=torch.get_num_threads(),
                          optimizer=f"Adam lr {args.lr} on the HMM's logits, batch {args.batch_size} windows")
     (out / CHECKPOINT).unlink()
-    (out / CACHE).unlink()
+    (out / WINDOW_CACHE).unlink()
     if not args.quiet:
         for point in curve:
             print(f"mask ratio {point['ratio']:.1f}: CLL per masked token PC {point['pc']:.4f} "

@@ -2,7 +2,7 @@
 
 Prompts come from the train split of every task given (they must share a backbone and a
 generation layout); rewards are the tasks' scorers shaped as d1 shapes them
-(baselines/grpo/rewards.py). Options default to d1's settings, except on the embedded model,
+(each task's `reward`). Options default to d1's settings, except on the embedded model,
 whose presets (the shipped adapters' settings) suit a network 3000 times smaller trained
 for minutes on a CPU. Re-running the same command with the same --out resumes.
 """
@@ -17,18 +17,15 @@ import torch
 from tqdm import tqdm
 
 from baselines.grpo.adapter import network
-from baselines.grpo.rewards import reward
-from baselines.grpo.trainer import CHECKPOINT, GRPOConfig, flops_estimate, train
+from baselines.grpo.trainer import EMBEDDED_PRESET, GRPOConfig, flops_estimate, train
 from harness.backbones import load_backbone, resolve_device
 from harness.commands.arguments import add_data_dir, explicit_command, name_list, positive_int
-from harness.decoding import DecodeConfig
+from harness.engine.decoding import DecodeConfig
 from harness.errors import HarnessError
+from harness.training.checkpoint import CHECKPOINT
 from harness.training.compute import write_compute_record
 from tasks import get_task
 
-# d1's settings scaled to the embedded model: LoRA rank and learning rate for a 128-wide
-# network, fewer inner updates and more prompts per step so that a run takes minutes.
-EMBEDDED_PRESET = dict(lora_rank=16, lora_alpha=32.0, lr=2e-3, prompts_per_step=8, group_size=6, inner_updates=2)
 # d1 samples rollouts at temperature 0.9 and two tokens per step (256 tokens in 128 steps).
 ROLLOUT_TEMPERATURE = 0.9
 TOKENS_PER_STEP = 2
@@ -121,7 +118,7 @@ def main(args: argparse.Namespace) -> int:
 
     def score(index: int, completion: list[int]) -> float:
         task, ex = items[index]
-        return reward(task, backbone.decode(completion), ex)
+        return task.reward(backbone.decode(completion), ex)
 
     bar = tqdm(total=config.steps, desc=f"train-rl {'+'.join(args.task)}", disable=args.quiet, unit="step")
 

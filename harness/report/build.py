@@ -32,7 +32,9 @@ def default_out(paths: list[str | Path]) -> Path:
 def _run_setup(run: Run) -> dict:
     manifest, env = run.manifest, run.manifest.get("environment", {})
     config = manifest.get("config", {})
-    setup = [("command", manifest.get("command")), ("created", manifest.get("created")), ("samples", len(run.records)),
+    setup = [("command", manifest.get("command")), ("created", manifest.get("created")),
+             ("status", run.in_progress and f"in progress ({run.in_progress}): the samples finished so far"),
+             ("samples", len(run.records)),
              *[(k, ", ".join(map(str, v)) if isinstance(v, list) else v) for k, v in config.items()]]
     machine = [("git commit", env.get("git_commit")), ("device", env.get("device_type")),
                ("torch threads", env.get("torch_threads")), ("python", env.get("python")),

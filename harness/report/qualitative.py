@@ -7,7 +7,8 @@ from __future__ import annotations
 import difflib
 import re
 
-from harness.report.tables import BASELINE, baseline_of, describe
+from harness.report.tables import BASELINE, baseline_of
+from harness.store import Cell, Record
 
 _TOKENS = re.compile(r"\s+|\w+|[^\w\s]")
 
@@ -22,29 +23,28 @@ def diff_segments(a: str, b: str) -> tuple[list[tuple[str, bool]], list[tuple[st
     return [s for s in sa if s[0]], [s for s in sb if s[0]]
 
 
-def discordant_pairs(cells: dict[tuple, list[dict]], per_direction: int = 2, questions=None) -> list[dict]:
+def discordant_pairs(cells: dict[Cell, list[Record]], per_direction: int = 2, questions=None) -> list[dict]:
     """For every task and non-baseline sampler, up to `per_direction` examples the sampler got
     right and the baseline wrong, and as many the reverse; the smallest budgets first (where
     samplers differ most). `questions(task, example_id)` gives the problem text, if known."""
     chosen: dict[tuple, list[dict]] = {}
-    for key in sorted(cells, key=lambda k: describe(k)["steps"]):
-        info = describe(key)
-        baseline = {r["example_id"]: r for r in cells.get(baseline_of(key), [])}
-        if info["sampler"] == BASELINE or not baseline:
+    for cell in sorted(cells, key=lambda c: c.steps):
+        baseline = {r.example_id: r for r in cells.get(baseline_of(cell), [])}
+        if cell.sampler == BASELINE or not baseline:
             continue
-        for record in cells[key]:
-            base = baseline.get(record["example_id"])
-            if base is None or base["correct"] == record["correct"]:
+        for record in cells[cell]:
+            base = baseline.get(record.example_id)
+            if base is None or base.correct == record.correct:
                 continue
-            slot = chosen.setdefault((info["task"], info["sampler"], record["correct"]), [])
+            slot = chosen.setdefault((cell.task, cell.sampler, record.correct), [])
             if len(slot) >= per_direction:
                 continue
-            base_segments, other_segments = diff_segments(base["completion"], record["completion"])
-            slot.append({**info, "example_id": record["example_id"], "reference": record.get("reference"),
-                         "question": questions(info["task"], record["example_id"]) if questions else None,
-                         "sampler_right": record["correct"],
-                         "baseline": {"segments": base_segments, "extracted": base.get("extracted"),
-                                      "correct": base["correct"]},
-                         "other": {"segments": other_segments, "extracted": record.get("extracted"),
-                                   "correct": record["correct"]}})
+            base_segments, other_segments = diff_segments(base.completion, record.completion)
+            slot.append({**cell._asdict(), "example_id": record.example_id, "reference": record.reference,
+                         "question": questions(cell.task, record.example_id) if questions else None,
+                         "sampler_right": record.correct,
+                         "baseline": {"segments": base_segments, "extracted": base.extracted,
+                                      "correct": base.correct},
+                         "other": {"segments": other_segments, "extracted": record.extracted,
+                                   "correct": record.correct}})
     return [pair for key in sorted(chosen, key=lambda k: (k[0], k[1], not k[2])) for pair in chosen[key]]

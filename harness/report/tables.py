@@ -8,9 +8,9 @@ per-example random streams, so they are compared pair by pair on their common ex
 
 from __future__ import annotations
 
-from harness.report.inputs import CELL_FIELDS, cell_key
 from harness.report.published import published_for
 from harness.stats import mcnemar_exact, paired_bootstrap_interval, wilson_interval
+from harness.store import Cell, Record, group_by_cell
 from tasks import Score, get_task
 
 BASELINE = "factorized"
@@ -23,41 +23,29 @@ def sampler_rank(spec: str) -> tuple:
     return (name != BASELINE, name == CEILING, spec)
 
 
-def group_cells(records: list[dict]) -> dict[tuple, list[dict]]:
-    """Records by cell, cells in display order (task, model, remasking, sampler, steps), each
+def group_cells(records: list[Record]) -> dict[Cell, list[Record]]:
+    """Records by cell, cells in display order (task, model, protocol, remasking, sampler, steps), each
     cell's records by example id."""
-    cells: dict[tuple, list[dict]] = {}
-    for record in records:
-        cells.setdefault(cell_key(record), []).append(record)
-    field = {name: i for i, name in enumerate(CELL_FIELDS)}
+    def order(cell: Cell):
+        return (cell.task, cell.model, cell.protocol, cell.remasking, sampler_rank(cell.sampler), cell.steps, str(cell))
 
-    def order(key):
-        return (key[field["task"]], key[field["model"]], key[field["protocol"]], key[field["remasking"]],
-                sampler_rank(key[field["sampler"]]), key[field["steps"]], str(key))
-
-    return {key: sorted(cells[key], key=lambda r: r["example_id"]) for key in sorted(cells, key=order)}
+    cells = group_by_cell(records)
+    return {cell: cells[cell] for cell in sorted(cells, key=order)}
 
 
-def describe(key: tuple) -> dict:
-    return dict(zip(CELL_FIELDS, key))
+def baseline_of(cell: Cell) -> Cell:
+    return cell._replace(sampler=BASELINE)
 
 
-def baseline_of(key: tuple) -> tuple:
-    info = describe(key)
-    info["sampler"] = BASELINE
-    return tuple(info.values())
-
-
-def ceilings(cells: dict[tuple, list[dict]]) -> dict[tuple, dict]:
+def ceilings(cells: dict[Cell, list[Record]]) -> dict[tuple, dict]:
     """The sequential cells, by everything but sampler and steps (sequential has one budget):
     example id -> correct."""
-    return {_without_budget(key): {r["example_id"]: r["correct"] for r in records}
-            for key, records in cells.items() if describe(key)["sampler"] == CEILING}
+    return {_without_budget(cell): {r.example_id: r.correct for r in records}
+            for cell, records in cells.items() if cell.sampler == CEILING}
 
 
-def _without_budget(key: tuple) -> tuple:
-    info = describe(key)
-    return tuple(v for k, v in info.items() if k not in ("sampler", "steps"))
+def _without_budget(cell: Cell) -> tuple:
+    return cell._replace(sampler=None, steps=None)
 
 
 def gap_closed(triples: list[tuple[bool, bool, bool]]) -> float | None:
@@ -68,60 +56,60 @@ def gap_closed(triples: list[tuple[bool, bool, bool]]) -> float | None:
     return (mine - base) / (ceiling - base) if ceiling > base else None
 
 
-def accuracy_rows(cells: dict[tuple, list[dict]]) -> list[dict]:
+def accuracy_rows(cells: dict[Cell, list[Record]]) -> list[dict]:
     rows = []
-    for key, records in cells.items():
-        info = describe(key)
-        n, correct = len(records), sum(r["correct"] for r in records)
+    for cell, records in cells.items():
+        info = cell._asdict()
+        n, correct = len(records), sum(r.correct for r in records)
         low, high = wilson_interval(correct, n)
-        scores = [Score(r["correct"], r.get("extracted"), r.get("details") or {}) for r in records]
+        scores = [Score(r.correct, r.extracted, r.details) for r in records]
         published = published_for("accuracy", info)
         rows.append({**info, "n": n, "correct": correct, "accuracy": correct / n, "ci_low": low, "ci_high": high,
-                     "metrics": get_task(info["task"]).summarize(scores),
+                     "metrics": get_task(cell.task).summarize(scores),
                      "published": published["value"] / 100 if published else None,
                      "published_source": f"{published['source']}, {published['where']}" if published else None})
     return rows
 
 
-def paired_rows(cells: dict[tuple, list[dict]]) -> list[dict]:
+def paired_rows(cells: dict[Cell, list[Record]]) -> list[dict]:
     """Every non-baseline cell against its baseline on the examples both decoded, and the
     fraction of the gap to the sequential ceiling it closes where the ceiling was run."""
     rows, ceiling_of = [], ceilings(cells)
-    for key, records in cells.items():
-        baseline = {r["example_id"]: r["correct"] for r in cells.get(baseline_of(key), [])}
-        if describe(key)["sampler"] == BASELINE or not baseline:
+    for cell, records in cells.items():
+        baseline = {r.example_id: r.correct for r in cells.get(baseline_of(cell), [])}
+        if cell.sampler == BASELINE or not baseline:
             continue
-        pairs = [(baseline[r["example_id"]], r["correct"]) for r in records if r["example_id"] in baseline]
+        pairs = [(baseline[r.example_id], r.correct) for r in records if r.example_id in baseline]
         if not pairs:
             continue
         base, mine = ([float(p[i]) for p in pairs] for i in (0, 1))
         only_mine = sum(m and not b for b, m in pairs)
         only_base = sum(b and not m for b, m in pairs)
         low, high = paired_bootstrap_interval(mine, base)
-        ceiling = ceiling_of.get(_without_budget(key), {}) if describe(key)["sampler"] != CEILING else {}
-        closed = gap_closed([(baseline[r["example_id"]], r["correct"], ceiling[r["example_id"]])
-                             for r in records if r["example_id"] in baseline and r["example_id"] in ceiling])
-        rows.append({**describe(key), "pairs": len(pairs), "baseline_accuracy": sum(base) / len(pairs),
+        ceiling = ceiling_of.get(_without_budget(cell), {}) if cell.sampler != CEILING else {}
+        closed = gap_closed([(baseline[r.example_id], r.correct, ceiling[r.example_id])
+                             for r in records if r.example_id in baseline and r.example_id in ceiling])
+        rows.append({**cell._asdict(), "pairs": len(pairs), "baseline_accuracy": sum(base) / len(pairs),
                      "accuracy": sum(mine) / len(pairs), "difference": (sum(mine) - sum(base)) / len(pairs),
                      "ci_low": low, "ci_high": high, "only_sampler": only_mine, "only_baseline": only_base,
                      "mcnemar_p": mcnemar_exact(only_mine, only_base), "gap_closed": closed})
     return rows
 
 
-def latency_rows(cells: dict[tuple, list[dict]]) -> list[dict]:
+def latency_rows(cells: dict[Cell, list[Record]]) -> list[dict]:
     """Seconds per sample and backbone calls per sample; overhead against the baseline's seconds."""
     rows = []
-    for key, records in cells.items():
-        info = describe(key)
-        seconds = sum(r["seconds"] for r in records) / len(records)
-        baseline = cells.get(baseline_of(key))
+    for cell, records in cells.items():
+        info = cell._asdict()
+        seconds = sum(r.seconds for r in records) / len(records)
+        baseline = cells.get(baseline_of(cell))
         overhead = None
-        if baseline and info["sampler"] != BASELINE:
-            base_seconds = sum(r["seconds"] for r in baseline) / len(baseline)
+        if baseline and cell.sampler != BASELINE:
+            base_seconds = sum(r.seconds for r in baseline) / len(baseline)
             overhead = 100 * (seconds / base_seconds - 1) if base_seconds > 0 else None
         published = published_for("seconds_per_sample", info)
         rows.append({**info, "n": len(records), "seconds": seconds,
-                     "nfe": sum(r["nfe"] for r in records) / len(records), "overhead_pct": overhead,
+                     "nfe": sum(r.nfe for r in records) / len(records), "overhead_pct": overhead,
                      "published_seconds": published["value"] if published else None,
                      "published_source": f"{published['source']}, {published['where']}" if published else None})
     return rows

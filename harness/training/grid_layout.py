@@ -9,7 +9,7 @@ this module finds those offsets and refuses data where they vary.
 from __future__ import annotations
 
 from harness.errors import HarnessError
-from harness.training.sft import Pair
+from harness.training.pairs import Pair
 
 CELLS = 16
 

@@ -25,19 +25,33 @@ import torch
 import torch.nn.functional as F
 
 from harness.backbones.transformer import MaskedDiffusionTransformer, TransformerConfig
-from harness.errors import HarnessError
-from harness.training.checkpoint import load_checkpoint, save_checkpoint
+from harness.training.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
+from harness.training.pairs import Pair, collate
 
 EPS = 1e-3
-CHECKPOINT = "checkpoint.pt"
 
 
 @dataclass(frozen=True)
-class Pair:
-    """One training sequence: chat-templated prompt ids and the response ids (target + EOS padding)."""
+class ModelPreset:
+    """Model size and training settings of one family's embedded model."""
 
-    prompt: tuple[int, ...]
-    response: tuple[int, ...]
+    steps: int
+    batch_size: int
+    lr: float
+    layers: int
+    heads: int
+    dim: int
+    grid: bool = False  # row/column/box embeddings for the sudoku grids
+    precision: str = "float32"
+
+
+# The settings each shipped model (harness/assets/embedded/<family>) was trained with: train's defaults.
+MODEL_PRESETS = {
+    "names": ModelPreset(steps=1200, batch_size=64, lr=3e-3, layers=2, heads=2, dim=64),
+    "sudoku": ModelPreset(steps=800, batch_size=64, lr=2e-3, layers=4, heads=4, dim=128, grid=True),
+    "countdown": ModelPreset(steps=1500, batch_size=64, lr=2e-3, layers=4, heads=4, dim=128),
+    "math": ModelPreset(steps=1000, batch_size=32, lr=1e-3, layers=6, heads=5, dim=320, precision="bfloat16"),
+}
 
 
 @dataclass(frozen=True)
@@ -51,28 +65,6 @@ class TrainConfig:
     # bfloat16 autocast of the matrix products (master weights and optimizer stay float32): on a CPU
     # with AVX512-BF16 a training step of the math model runs 2.4x faster than in float32.
     autocast_bf16: bool = False
-
-
-def make_pair(prompt: list[int], target: list[int], gen_length: int, eos_id: int) -> Pair | None:
-    """The pair for `prompt` and `target` padded with EOS to `gen_length`; None if the target does not fit."""
-    if len(target) > gen_length:
-        return None
-    return Pair(tuple(prompt), tuple(target) + (eos_id,) * (gen_length - len(target)))
-
-
-def collate(pairs: list[Pair], pad_id: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Left-padded (ids, attention_mask, response_mask), each [B, T]: every response ends at T,
-    as at decoding time."""
-    width = max(len(p.prompt) + len(p.response) for p in pairs)
-    ids = torch.full((len(pairs), width), pad_id, dtype=torch.long)
-    attention = torch.zeros((len(pairs), width), dtype=torch.bool)
-    response = torch.zeros((len(pairs), width), dtype=torch.bool)
-    for row, pair in enumerate(pairs):
-        sequence = pair.prompt + pair.response
-        ids[row, width - len(sequence):] = torch.tensor(sequence)
-        attention[row, width - len(sequence):] = True
-        response[row, width - len(pair.response):] = True
-    return ids, attention, response
 
 
 def sft_loss(model: MaskedDiffusionTransformer, ids: torch.Tensor, attention_mask: torch.Tensor,
@@ -120,25 +112,23 @@ class TrainState:
     curve: list[dict] = field(default_factory=list)
 
     def save(self, path: Path, config: TrainConfig) -> None:
-        """Write atomically: a kill during the write leaves the previous checkpoint intact."""
         save_checkpoint({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                        "generator": self.generator.get_state(), "step": self.step, "tokens": self.tokens,
-                        "wall_seconds": self.wall_seconds, "val_loss": self.val_loss, "curve": self.curve,
-                        "train_config": asdict(config), "model_config": self.model.config.to_dict()}, path)
+                         "generator": self.generator.get_state(), **{name: getattr(self, name) for name in _COUNTERS},
+                         **self._settings(config)}, path)
 
     def load(self, path: Path, config: TrainConfig) -> None:
-        saved = load_checkpoint(path)
-        expected = {"train_config": asdict(config), "model_config": self.model.config.to_dict()}
-        for key, value in expected.items():
-            if saved[key] != value:
-                changed = sorted(k for k in value if saved[key].get(k) != value[k])
-                raise HarnessError(f"{path} was written with other settings (differ: {', '.join(changed)}); "
-                                   "re-run with the same options or use a new --out")
+        saved = load_checkpoint(path, self._settings(config))
         self.model.load_state_dict(saved["model"])
         self.optimizer.load_state_dict(saved["optimizer"])
         self.generator.set_state(saved["generator"])
-        self.step, self.tokens = saved["step"], saved["tokens"]
-        self.wall_seconds, self.val_loss, self.curve = saved["wall_seconds"], saved["val_loss"], saved["curve"]
+        for name in _COUNTERS:
+            setattr(self, name, saved[name])
+
+    def _settings(self, config: TrainConfig) -> dict[str, dict]:
+        return {"train_config": asdict(config), "model_config": self.model.config.to_dict()}
+
+
+_COUNTERS = ("step", "tokens", "wall_seconds", "val_loss", "curve")
 
 
 def train(model_config: TransformerConfig, config: TrainConfig, train_pairs: list[Pair], val_pairs: list[Pair],

@@ -30,12 +30,11 @@ once it commits an EOS with nothing masked before it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
 
 import torch
 
+from harness.engine.remasking import RANDOM, REMASKING_RULES
 from harness.errors import HarnessError
-from harness.remasking import CONFIDENCE_RULES, RANDOM, REMASKING_RULES
 
 MODES = ("block", "full")
 
@@ -59,8 +58,7 @@ class DecodeConfig:
         """Raise a one-line HarnessError naming the first setting that cannot work."""
         if self.mode not in MODES:
             raise HarnessError(f"unknown decoding mode {self.mode!r}; valid modes: {', '.join(MODES)}")
-        if self.remasking not in REMASKING_RULES:
-            raise HarnessError(f"unknown remasking rule {self.remasking!r}; valid rules: {', '.join(REMASKING_RULES)}")
+        REMASKING_RULES.get(self.remasking)  # an unknown rule: a HarnessError listing the valid ones
         if self.gen_length <= 0:
             raise HarnessError(f"gen length must be positive, got {self.gen_length}")
         if not 0 < self.steps <= self.gen_length:
@@ -91,21 +89,27 @@ class Generation:
     nfe: list[int]           # backbone forward passes each row took part in (CFG counts 2 per step)
 
 
-class Proposal(Protocol):
+class Proposal:
     """Turns the backbone's logits over a window into proposal logits over the same window.
-    Factorized decoding is the identity; CoDD multiplies in an HMM circuit.
+    Factorized decoding is the identity (and passes no proposal at all); CoDD multiplies in an
+    HMM circuit.
 
-    A proposal may also define `recommit(logits, tokens, committed, order, generators)`,
-    called once the remasking rule has chosen the positions: it gets the backbone's logits,
-    the window before and after the step and `order` [B, W], the chosen positions most
-    confident first (-1 after each row's last), and returns the window to keep. CoDD uses
-    it to draw the chosen tokens one at a time (any-order proposal) or from HMM windows laid
-    over them (full diffusion)."""
+    `recommit(logits, tokens, committed, order, generators)` runs once the remasking rule has
+    chosen the positions: it gets the backbone's logits, the window before and after the step
+    and `order` [B, W], the chosen positions most confident first (-1 after each row's last),
+    and returns the window to keep: by default the engine's own commit. CoDD redraws the
+    chosen tokens one at a time (any-order proposal) or from HMM windows laid over them (full
+    diffusion)."""
 
     def __call__(self, logits: torch.Tensor, tokens: torch.Tensor,
                  generators: list[torch.Generator]) -> torch.Tensor:
         """logits [B, W, V] float32 and the window's current ids [B, W] (mask_id where masked),
         one generator per row -> proposal logits [B, W, V]."""
+        return logits
+
+    def recommit(self, logits: torch.Tensor, tokens: torch.Tensor, committed: torch.Tensor, order: torch.Tensor,
+                 generators: list[torch.Generator]) -> torch.Tensor:
+        return committed
 
 
 def block_schedule(masks: torch.Tensor, steps: int) -> torch.Tensor:
@@ -136,7 +140,7 @@ def _windows(config: DecodeConfig, prompt_width: int) -> list[tuple[int, int, in
             for b in range(blocks)]
 
 
-def _window_logits(backbone, x: torch.Tensor, attention: torch.Tensor, prompt_tokens: torch.Tensor,
+def window_logits(backbone, x: torch.Tensor, attention: torch.Tensor, prompt_tokens: torch.Tensor,
                    start: int, width: int, cfg_scale: float) -> torch.Tensor:
     """Logits [b, width, V] predicting the window's tokens, in the backbone's dtype. Dream-style
     backbones predict position j at j - 1; classifier-free guidance contrasts with the prompt masked out."""
@@ -156,7 +160,7 @@ def _scoring_dtype(logits: torch.Tensor, config: DecodeConfig) -> torch.dtype:
     return torch.float64 if upcast else logits.dtype
 
 
-def _uniforms(per_row: list[int], generators: list[torch.Generator], *shape: int,
+def _position_uniforms(per_row: list[int], generators: list[torch.Generator], *shape: int,
               device: torch.device) -> torch.Tensor:
     """U(0, 1) draws [sum(per_row), *shape] in float64, each row's from its own generator."""
     draws = torch.empty(sum(per_row), *shape, dtype=torch.float64, device=device)
@@ -205,7 +209,8 @@ def draw_candidates(logits: torch.Tensor, per_row: list[int], config: DecodeConf
     scores = filter_logits(scores, config.top_k, config.top_p)
     if config.temperature > 0:
         # Gumbel-max in float64: argmax exp(l) / (-log U)^T, taken in log space.
-        log_gumbel = _uniforms(per_row, generators, scores.shape[-1], device=scores.device).log_().neg_().log_()
+        uniforms = _position_uniforms(per_row, generators, scores.shape[-1], device=scores.device)
+        log_gumbel = uniforms.log_().neg_().log_()
         candidates = scores.double().sub(log_gumbel, alpha=1.0 if tempered else config.temperature).argmax(-1)
     elif config.reference_precision and config.mode == "full":
         candidates = scores.softmax(-1).argmax(-1)  # Dream's greedy pick: the first largest rounded probability
@@ -223,9 +228,9 @@ def _commit(tokens: torch.Tensor, logits: torch.Tensor, counts: torch.Tensor, co
     per_row = masked.sum(1).tolist()
     candidates, scores = draw_candidates(logits[masked], per_row, config, generators)
     if config.remasking == RANDOM:
-        confidence = _uniforms(per_row, generators, device=scores.device)
+        confidence = _position_uniforms(per_row, generators, device=scores.device)
     else:
-        confidence = CONFIDENCE_RULES[config.remasking](scores.softmax(-1), candidates)
+        confidence = REMASKING_RULES.get(config.remasking)(scores.softmax(-1), candidates)
     window_confidence = torch.full(masked.shape, -torch.inf, dtype=torch.float64, device=tokens.device)
     window_confidence[masked] = confidence.double()  # exact: every dtype used fits in float64
     # Highest confidence first; a stable sort breaks exact ties towards the left.
@@ -273,16 +278,15 @@ def generate(backbone, prompt_ids: torch.Tensor, attention_mask: torch.Tensor, c
             rows = (~finished & (schedule[:, step] > 0)).nonzero().squeeze(1)
             if rows.numel() == 0:
                 continue
-            logits = _window_logits(backbone, x[rows], attention[rows], prompt_tokens[rows], start, width,
+            logits = window_logits(backbone, x[rows], attention[rows], prompt_tokens[rows], start, width,
                                     config.cfg_scale)
             nfe[rows.cpu()] += calls_per_step
             row_generators = [generators[r] for r in rows.tolist()]
             tokens = x[rows, window]
             proposed = logits if proposal is None else proposal(logits.float(), tokens, row_generators)
             committed, order = _commit(tokens, proposed, schedule[rows, step], config, row_generators, mask_id)
-            recommit = getattr(proposal, "recommit", None)
-            if recommit is not None:
-                committed = recommit(logits.float(), tokens, committed, order, row_generators)
+            if proposal is not None:
+                committed = proposal.recommit(logits.float(), tokens, committed, order, row_generators)
             x[rows, window] = committed
             if config.early_stop:
                 finished[rows] = _done(x[rows, prompt_width:], backbone.eos_id, mask_id)

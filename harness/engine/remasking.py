@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import torch
 
+from harness.registry import Registry
+
 
 def low_confidence(probs: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
     """Probability of the candidate (LLaDA's default)."""
@@ -34,6 +36,9 @@ def topprob(probs: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
     return probs.max(-1).values
 
 
-CONFIDENCE_RULES = {"low_confidence": low_confidence, "margin": margin, "entropy": entropy, "topprob": topprob}
 RANDOM = "random"
-REMASKING_RULES = (*CONFIDENCE_RULES, RANDOM)
+# Rule name -> its confidence; `random` has none here (the engine draws it from each row's generator).
+REMASKING_RULES: Registry = Registry("remasking rule")
+for _rule in (low_confidence, margin, entropy, topprob):
+    REMASKING_RULES.add(_rule.__name__, _rule)
+REMASKING_RULES.add(RANDOM, None)
