@@ -9,7 +9,6 @@ to the family's preset, the settings the shipped model was trained with, so
 from __future__ import annotations
 
 import argparse
-import random
 from pathlib import Path
 
 import torch
@@ -22,7 +21,7 @@ from harness.commands.arguments import add_data_dir, explicit_command, positive_
 from harness.errors import HarnessError
 from harness.training.checkpoint import CHECKPOINT
 from harness.training.compute import write_compute_record
-from harness.training.family_data import family_pairs, family_tasks
+from harness.training.family_data import family_pairs, family_tasks, held_out_split
 from harness.training.grid_layout import grid_regions
 from harness.training.sft import MODEL_PRESETS, TrainConfig, train
 from harness.training.tokenizer import train_tokenizer
@@ -30,7 +29,6 @@ from harness.training.tokenizer import train_tokenizer
 TOKENIZER_DIR = ASSETS / "tokenizer"
 PRECISIONS = ("float32", "bfloat16")
 VOCAB_SIZE = 4096
-VALIDATION_PAIRS = 256
 
 
 def add_parser(commands) -> None:
@@ -97,9 +95,7 @@ def main(args: argparse.Namespace) -> int:
     tokenizer = tokenizer_for(tokenizer_dir, args.data_dir)
 
     pairs = family_pairs(args.family, tokenizer, args.data_dir)
-    random.Random(args.seed).shuffle(pairs)
-    held_out = min(VALIDATION_PAIRS, len(pairs) // 10)
-    val_pairs, train_pairs = pairs[:held_out], pairs[held_out:]
+    val_pairs, train_pairs = held_out_split(pairs, args.seed)
     model_config = TransformerConfig(vocab_size=len(tokenizer), n_layer=args.layers, n_head=args.heads,
                                      d_model=args.dim, grid_regions=grid_regions(pairs, tokenizer) if preset.grid else [])
     config = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,

@@ -4,10 +4,13 @@ else trained on the family."""
 
 from __future__ import annotations
 
+import random
+
 from harness.errors import HarnessError
 from harness.training.pairs import Pair, make_pair
 from tasks import Task, get_task, list_tasks
 
+VALIDATION_PAIRS = 256
 # Longer pairs (a few MATH problems with very long statements) are left out: on CPU one of them
 # would widen its whole left-padded batch several times over.
 MAX_SEQUENCE_TOKENS = 384
@@ -37,3 +40,12 @@ def family_pairs(family: str, tokenizer, data_dir: str | None) -> list[Pair]:
         print(f"{dropped} of {dropped + len(pairs)} {family} examples do not fit the generation length "
               f"or {MAX_SEQUENCE_TOKENS} tokens; left out")
     return pairs
+
+
+def held_out_split(pairs: list[Pair], seed: int) -> tuple[list[Pair], list[Pair]]:
+    """(validation, training) pairs: a seeded shuffle, then the first VALIDATION_PAIRS (at most a
+    tenth) held out, so the split a model was validated on can be rebuilt from its seed."""
+    pairs = list(pairs)
+    random.Random(seed).shuffle(pairs)
+    held_out = min(VALIDATION_PAIRS, len(pairs) // 10)
+    return pairs[:held_out], pairs[held_out:]
