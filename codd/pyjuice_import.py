@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import io
 import pickle
+import pickletools
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,8 +106,20 @@ class _NotAnHmm(Exception):
     """The file is corrupt or not a homogeneous pyjuice HMM; the message says why."""
 
 
+def _check_lengths(data: bytes) -> None:
+    """Walk the opcodes without building anything: a corrupt length field fails here on the bytes
+    there are, where the unpickler would first allocate the gigabytes it claims (or a memo as long
+    as a corrupt index)."""
+    with warnings.catch_warnings():  # a corrupt protocol-0 string's escapes warn before they fail
+        warnings.simplefilter("ignore", DeprecationWarning)
+        for opcode, arg, _ in pickletools.genops(data):
+            if opcode.name in ("PUT", "BINPUT", "LONG_BINPUT") and arg > len(data):
+                raise ValueError(f"memo index {arg} beyond what {len(data)} bytes can hold")
+
+
 def _unpickle(data: bytes, what: str):
     try:
+        _check_lengths(data)
         return _RestrictedUnpickler(io.BytesIO(data)).load()
     except HarnessError:
         raise

@@ -59,7 +59,8 @@ class CoDD(Sampler):
             if pc.vocab_size != backbone.vocab_size:
                 source = self.pc_path or default_pc_path(backbone.name)
                 raise HarnessError(f"the CoDD PC {source} has a vocabulary of {pc.vocab_size} tokens but "
-                                   f"backbone {backbone.name} has {backbone.vocab_size}")
+                                   f"backbone {backbone.name} has {backbone.vocab_size} (the width of its logits, "
+                                   f"padded embeddings included)")
             self._pcs[backbone.name] = pc.freeze().to(backbone.device)
         return self._pcs[backbone.name]
 

@@ -223,9 +223,9 @@ class PCTrainState:
     history: list = field(default_factory=list)
 
     def save(self, path: Path, config: PCTrainConfig) -> None:
-        save_checkpoint(path, {"hmm": self.hmm.state_dict(), "optimizer": self.optimizer.state_dict(),
-                               "generator": self.generator.get_state(),
-                               **{name: getattr(self, name) for name in _COUNTERS}, "config": asdict(config)})
+        save_checkpoint({"hmm": self.hmm.state_dict(), "optimizer": self.optimizer.state_dict(),
+                         "generator": self.generator.get_state(), **{name: getattr(self, name) for name in _COUNTERS},
+                         "config": asdict(config)}, path)
 
     def load(self, path: Path, config: PCTrainConfig) -> None:
         saved = load_checkpoint(path, {"config": asdict(config)})
@@ -296,7 +296,7 @@ def cached_window_sets(out: Path, backbone, pairs: Callable[[], list[Pair]], set
     `window`, `top_k`, `val_pairs` held-out sequences, at most `train_pairs` training ones, `seed`."""
     path = out / WINDOW_CACHE
     if path.is_file():
-        cache = torch.load(path, weights_only=False)
+        cache = load_checkpoint(path)
         if cache["key"] != settings:
             raise HarnessError(f"{path} was computed with other settings; re-run with the same options or use a new --out")
         return {name: WindowSet(**sets) for name, sets in cache["sets"].items()}, cache["seconds"]
@@ -306,7 +306,8 @@ def cached_window_sets(out: Path, backbone, pairs: Callable[[], list[Pair]], set
     random.Random(seed).shuffle(pairs)
     val_pairs, train_pairs = pairs[:held_out], pairs[held_out:held_out + settings["train_pairs"]]
     if not train_pairs:
-        raise HarnessError(f"only {len(pairs)} sequences: nothing left for training after holding out {held_out}")
+        raise HarnessError(f"only {len(pairs)} {settings['family']} sequences: nothing left for training after "
+                           f"--val-pairs {held_out}")
     # Longest first, so that each forward batch holds sequences of similar length.
     train_pairs.sort(key=lambda p: -len(p.prompt))
     sets = {"train": cache_windows(backbone, train_pairs, window, random_masks, torch.Generator().manual_seed(seed),
@@ -317,5 +318,5 @@ def cached_window_sets(out: Path, backbone, pairs: Callable[[], list[Pair]], set
         sets[f"ratio {ratio}"] = cache_windows(backbone, val_pairs, window, ratio_masks(ratio, window),
                                                torch.Generator().manual_seed(seed + 2), top_k)
     seconds = time.perf_counter() - started
-    torch.save({"key": settings, "seconds": seconds, "sets": {name: vars(s) for name, s in sets.items()}}, path)
+    save_checkpoint({"key": settings, "seconds": seconds, "sets": {name: vars(s) for name, s in sets.items()}}, path)
     return sets, seconds

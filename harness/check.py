@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -75,11 +76,11 @@ def options_from_config(config: dict) -> RunOptions:
 def load_baseline(path: str | Path) -> dict:
     path = Path(path)
     try:
-        doc = json.loads(path.read_text())
+        doc = json.loads(path.read_bytes())
     except FileNotFoundError:
         raise HarnessError(f"no baseline file {path}; create one with --update (and --run RUN_DIR for its "
                            f"configuration)") from None
-    except (OSError, json.JSONDecodeError) as err:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise HarnessError(f"cannot read baseline {path}: {err}") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise HarnessError(f"{path} is not a check baseline (expected \"format\": \"{FORMAT}\")")
@@ -87,10 +88,17 @@ def load_baseline(path: str | Path) -> dict:
         if not isinstance(doc.get(key), kind):
             raise HarnessError(f"baseline {path}: missing or malformed {key!r}")
     for cell in doc["cells"]:
-        if not isinstance(cell, dict) or not {"task", "sampler", "remasking", "steps", "exact", "samples"} <= set(cell):
+        if not _is_cell(cell):
             raise HarnessError(f"baseline {path}: malformed cell {str(cell)[:80]}")
     options_from_config(doc["options"])
     return doc
+
+
+def _is_cell(cell) -> bool:
+    """Whether `cell` has what expected_cells writes: its keys, and "<hash> <0|1>" per sample."""
+    return (isinstance(cell, dict) and {"task", "sampler", "remasking", "steps", "exact", "samples"} <= set(cell)
+            and isinstance(cell["samples"], dict)
+            and all(isinstance(v, str) and re.fullmatch(r"[0-9a-f]{16} [01]", v) for v in cell["samples"].values()))
 
 
 @dataclass

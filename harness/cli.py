@@ -3,12 +3,14 @@
 Each subcommand lives in harness/commands/ and contributes `add_parser`.
 Only the module of the command being run is imported (the others pull in
 transformers, matplotlib or scipy, seconds of start-up each); `--help` imports all.
-Input errors (HarnessError, bad arguments) print one line and exit 2.
+Input errors (HarnessError, bad arguments) and a file system that refuses our output (full,
+read-only, a file where a folder should be) print one line and exit 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import sys
 
@@ -16,6 +18,9 @@ from harness.errors import HarnessError
 
 COMMANDS = ("run", "report", "gap", "check", "list", "train", "train-pc", "train-rl")
 MODULES = {"list": "listing"}  # command names that are not their module's name
+# What a file system answers when it cannot take the output: the user's to fix, not a bug.
+STORAGE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR,
+                  errno.EISDIR, errno.EEXIST}
 
 
 class OneLineErrorParser(argparse.ArgumentParser):
@@ -47,6 +52,11 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except HarnessError as err:
         print(f"error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        if err.errno not in STORAGE_ERRORS:
+            raise
+        print(f"error: cannot write {err.filename or 'the output'}: {err.strerror}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted; re-run the same command to resume", file=sys.stderr)

@@ -31,6 +31,7 @@ from harness.protocols import Protocol, get_protocol
 from harness.stats import wilson_interval
 from harness.store import Cell, Record, RunStore, group_by_cell
 from tasks import Example, Score, Task, get_task
+from tasks.answer_rule import ANSWER_RULES, FLEXIBLE
 
 
 @dataclass(frozen=True)
@@ -46,14 +47,18 @@ class RunOptions:
     gen_length: int | None = None
     block_length: int | None = None
     temperature: float | None = None
+    top_p: float | None = None      # None: the model's; 1 = no nucleus filter
+    top_k: int | None = None        # None: the model's; 0 = no top-k filter
     cfg_scale: float = 0.0
     early_stop: bool = True
+    reference_precision: bool = False
     model: str = "embedded"
     dtype: str | None = None        # None: bfloat16 on CUDA, float32 elsewhere
     protocol: str = "native"
     trust_remote_code: bool = False
     split: str = "test"
     data_dir: str | None = None
+    answer_rule: str = FLEXIBLE
 
     def config(self) -> dict:
         """What defines the run's results (a resumed run must match it)."""
@@ -65,7 +70,8 @@ def manifest(options: RunOptions, ranks: list[dict] | None = None) -> dict:
     (by default one process on the CPU)."""
     ranks = ranks or [describe_rank(World(), torch.device("cpu"))]
     return {
-        "config": options.config(), "protocol": options.protocol, "command": " ".join(sys.argv),
+        "config": options.config(), "protocol": options.protocol, "answer_rule": options.answer_rule,
+        "command": " ".join(sys.argv),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "seeds": {"seed": options.seed, "per_example": "sha256(seed, task, example_id), shared by all samplers"},
         "data_dir": options.data_dir, "environment": environment.describe(),
@@ -106,9 +112,10 @@ def _decode_config(task: Task, backbone: Backbone, options: RunOptions, protocol
         temperature=float(temperature),
         remasking=remasking,
         cfg_scale=options.cfg_scale,
-        top_p=defaults.top_p,
-        top_k=defaults.top_k,
+        top_p=defaults.top_p if options.top_p is None else options.top_p,
+        top_k=defaults.top_k if options.top_k is None else (options.top_k or None),
         early_stop=options.early_stop,
+        reference_precision=options.reference_precision,
     )
 
 
@@ -119,6 +126,8 @@ def plan(options: RunOptions, device: torch.device | str = "cpu", only_applicabl
                         ("gen length", options.gen_length), ("block length", options.block_length)):
         if value is not None and value <= 0:
             raise HarnessError(f"{name} must be a positive integer, got {value}")
+    if options.answer_rule not in ANSWER_RULES:
+        raise HarnessError(f"unknown answer rule {options.answer_rule!r}; valid rules: {', '.join(ANSWER_RULES)}")
     protocol = get_protocol(options.protocol)
     tasks = [get_task(name) for name in options.tasks]
     for task in tasks:
@@ -142,9 +151,7 @@ def plan(options: RunOptions, device: torch.device | str = "cpu", only_applicabl
         for remasking in options.remasking or (backbone.defaults.remasking,):
             base = _decode_config(task, backbone, options, protocol, remasking)
             budgets = budget_steps(task.name, base.gen_length, options.steps, tokens_per_step)
-            for sampler in (s.for_task(task.name, backbone) for s in samplers):
-                if only_applicable and not sampler.applies_to(backbone):
-                    continue
+            for sampler in _task_samplers(samplers, task, backbone, only_applicable):
                 sampler.check(backbone)
                 for steps in budgets if sampler.uses_budget else [base.gen_length]:
                     config = replace(base, steps=steps)
@@ -156,6 +163,24 @@ def plan(options: RunOptions, device: torch.device | str = "cpu", only_applicabl
                     jobs.append(Job(task, sampler, backbone, config, examples, protocol, options.model))
     # A budget-free sampler appears once per task and remasking rule, not once per budget.
     return list({job.cell: job for job in jobs}.values())
+
+
+def _task_samplers(samplers: list[Sampler], task: Task, backbone: Backbone, only_applicable: bool) -> list[Sampler]:
+    """The samplers to run on `task`. From the default list (`only_applicable`), those that do not
+    apply to the backbone are left out, and so is one whose task default cannot be had here (e.g. the
+    authors' PC offline and not in the cache), with a one-line note: the user did not ask for it."""
+    chosen = []
+    for sampler in samplers:
+        try:
+            sampler = sampler.for_task(task.name, backbone)
+        except HarnessError as err:
+            if not only_applicable:
+                raise
+            print(f"note: {sampler.name} left out for {task.name}: {err}", file=sys.stderr)
+            continue
+        if not only_applicable or sampler.applies_to(backbone):
+            chosen.append(sampler)
+    return chosen
 
 
 def row_seed(seed: int, task: str, example_id: str) -> int:
@@ -188,11 +213,12 @@ def _run_batch(job: Job, batch: list[Example], options: RunOptions) -> list[Reco
     records = []
     for row, ex in enumerate(batch):
         completion = backbone.decode(generation.tokens[row].tolist())
-        score = job.protocol.score(task, completion, ex)
+        score = job.protocol.score(task, completion, ex, options.answer_rule)
         records.append(Record(
             job.cell, example_id=ex.id, seed=options.seed, row_seed=seeds[row],
             completion=completion, extracted=score.extracted, correct=bool(score.correct), details=score.details,
-            reference=ex.reference, nfe=int(generation.nfe[row]), seconds=round(seconds, 6)))
+            reference=ex.reference, nfe=int(generation.nfe[row]), seconds=round(seconds, 6), top_p=config.top_p,
+            top_k=config.top_k, reference_precision=config.reference_precision, answer_rule=options.answer_rule))
     return records
 
 
@@ -255,8 +281,8 @@ def summarize(jobs: list[Job], records: list[Record], options: RunOptions) -> di
             "mean_seconds": sum(r.seconds for r in group) / n if n else None,
             "metrics": job.task.summarize(scores),
         })
-    return {"protocol": options.protocol, "model": options.model, "seed": options.seed, "split": options.split,
-            "cells": rows}
+    return {"protocol": options.protocol, "answer_rule": options.answer_rule, "model": options.model,
+            "seed": options.seed, "split": options.split, "cells": rows}
 
 
 def format_table(summary: dict) -> str:

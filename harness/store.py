@@ -19,11 +19,12 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 from typing import NamedTuple
 
 from harness.errors import HarnessError
+from tasks.answer_rule import FLEXIBLE
 
 SHARD_GLOB = "samples.rank*-of-*.jsonl"
 
@@ -64,6 +65,11 @@ class Record:
     reference: str
     nfe: int            # backbone forward passes
     seconds: float      # the batch's decoding time divided by its size
+    # Recorded since these settings exist; a record written before them has their defaults.
+    top_p: float | None = None
+    top_k: int | None = None
+    reference_precision: bool = False
+    answer_rule: str = FLEXIBLE
 
     def key(self) -> tuple:
         """What makes a sample unique: its cell and example."""
@@ -71,13 +77,16 @@ class Record:
 
     @classmethod
     def from_json(cls, data: dict) -> Record:
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
         names = [*Cell._fields, *(f.name for f in fields(cls)[1:])]
-        missing, unknown = [n for n in names if n not in data], sorted(set(data) - set(names))
+        required = [*Cell._fields, *(f.name for f in fields(cls)[1:] if f.default is MISSING)]
+        missing, unknown = [n for n in required if n not in data], sorted(set(data) - set(names))
         if missing or unknown:
             raise ValueError("; ".join(([f"record lacks {', '.join(missing)}"] if missing else [])
                                        + ([f"unknown field(s) {', '.join(unknown)}"] if unknown else [])))
         cell = Cell(**{n: data[n] for n in Cell._fields})
-        return cls(cell, **{n: data[n] for n in names[len(Cell._fields):]})
+        return cls(cell, **{n: data[n] for n in names[len(Cell._fields):] if n in data})
 
     def to_json(self) -> dict:
         return {**self.cell._asdict(), **{f.name: getattr(self, f.name) for f in fields(self)[1:]}}
@@ -126,19 +135,19 @@ class RecordLog:
             with open(self.path, "r+b") as f:
                 f.truncate(end)
 
-    def read(self) -> list[Record]:
-        """Every whole record; an unfinished last line (a write in progress, or torn by a kill) is not one yet."""
+    def read(self, writing: bool = False) -> list[Record]:
+        """Every record. A line that does not parse is a malformed record, unless `writing` (a run still
+        appends to the log) and it is the unfinished last one: a write in progress, not a record yet."""
         if not self.path.exists():
             return []
         records = []
-        with open(self.path) as f:
-            for lineno, line in enumerate(f, 1):
-                if not line.endswith("\n"):
-                    break
-                try:
-                    records.append(Record.from_json(json.loads(line)))
-                except (json.JSONDecodeError, ValueError, TypeError) as err:
-                    raise HarnessError(f"{self.path}:{lineno}: malformed record ({err})") from None
+        for lineno, line in enumerate(self.path.read_bytes().splitlines(keepends=True), 1):
+            if writing and not line.endswith(b"\n"):
+                break
+            try:
+                records.append(Record.from_json(json.loads(line.decode("utf-8"))))
+            except (UnicodeDecodeError, json.JSONDecodeError, ValueError, TypeError) as err:
+                raise HarnessError(f"{self.path}:{lineno}: malformed record ({err})") from None
         return records
 
     def check_unique(self) -> None:
@@ -153,11 +162,15 @@ class RecordLog:
             seen.add(record.key())
 
     def append(self, records: list[Record]) -> None:
-        """Append a batch durably: one write, flush, fsync."""
-        with open(self.path, "a") as f:
-            f.write(_lines(records))
-            f.flush()
-            os.fsync(f.fileno())
+        """Append a batch durably: one write, flush, fsync. A full disk leaves at most a torn last line."""
+        try:
+            with open(self.path, "a") as f:
+                f.write(_lines(records))
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as err:
+            err.filename = err.filename or str(self.path)  # a failed write() names no file
+            raise
 
     def replace(self, records: list[Record]) -> None:
         """Swap in a whole new content durably: a crash leaves either the old file or the new one."""
@@ -200,9 +213,11 @@ class RunStore:
             write_json_atomic(self.manifest_path, manifest)
             return
         try:
-            stored = json.loads(self.manifest_path.read_text())
-        except json.JSONDecodeError as err:
+            stored = json.loads(self.manifest_path.read_bytes())
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
             raise HarnessError(f"{self.manifest_path} is not valid JSON ({err}); use another --out") from None
+        if not isinstance(stored, dict) or not isinstance(stored.get("config"), dict):
+            raise HarnessError(f"{self.manifest_path} is not a run manifest (no config); use another --out")
         if stored.get("config") != manifest["config"]:
             changed = sorted(k for k in set(stored.get("config", {})) | set(manifest["config"])
                              if stored.get("config", {}).get(k) != manifest["config"].get(k))
@@ -223,9 +238,9 @@ class RunStore:
         for log in dict.fromkeys([self.samples, self.log]):  # one log when not sharded
             log.check_unique()
 
-    def records(self) -> list[Record]:
-        """Every record this process can see: the merged samples and its own shard."""
-        return self.samples.read() + (self.log.read() if self.log is not self.samples else [])
+    def records(self, writing: bool = False) -> list[Record]:
+        """Every record this process can see: the merged samples and its own shard (see RecordLog.read)."""
+        return self.samples.read(writing) + (self.log.read(writing) if self.log is not self.samples else [])
 
     def append(self, records: list[Record]) -> None:
         self.log.append(records)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.errors import HarnessError
+from tasks.answer_rule import FLEXIBLE
 
 
 @dataclass(frozen=True)
@@ -54,8 +55,9 @@ class Task(ABC):
         """The examples of `split`, in a stable order, the first `limit` of them."""
 
     @abstractmethod
-    def score(self, completion: str, ex: Example) -> Score:
-        """Extract the final answer from `completion` and check it against `ex`."""
+    def score(self, completion: str, ex: Example, rule: str = FLEXIBLE) -> Score:
+        """Extract the final answer from `completion` by answer rule `rule` (tasks/answer_rule.py)
+        and check it against `ex`."""
 
     def check_load_args(self, split: str, limit: int | None) -> None:
         """Reject a split this task lacks or a limit below one (both are the user's to fix)."""
@@ -73,6 +75,17 @@ class Task(ABC):
         """The completion a perfect model writes for `ex` (used to train the embedded model)."""
         return ex.solution if ex.solution is not None else ex.reference
 
+    def reward(self, completion: str, ex: Example) -> float:
+        """The RL reward of `completion` (diffu-GRPO, DESIGN.md 4.3): 1.0 if correct, else 0.0, unless the
+        task shapes it as d1 does."""
+        return float(self.score(completion, ex).correct)
+
     def summarize(self, scores: list[Score]) -> dict:
         """Task-specific aggregate metrics beyond accuracy (none by default)."""
         return {}
+
+
+# d1's math rewards: 2.0 for a correct answer plus 0.5 for the format's answer marker, which d1 rewards
+# through its tags (d1's own checks miss minus signs and never see \boxed; ours do not).
+CORRECT_MATH_REWARD = 2.0
+FORMAT_BONUS = 0.5

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from fractions import Fraction
 
 from tasks import Example, Score, register
+from tasks.answer_rule import FLEXIBLE
 from tasks.generated import GeneratedTask
 
 NUMBERS = range(1, 101)
@@ -26,6 +27,7 @@ TARGETS = range(1, 101)
 TEST_SHARE_INVERSE = 10
 # Anything longer is junk, not an equation of three numbers up to 100.
 MAX_EQUATION_CHARS = 64
+WELL_FORMED_REWARD = 0.1  # d1's reward for a wrong but well-formed equation
 
 _AST_OPERATORS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
 _PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2}
@@ -129,10 +131,17 @@ class Countdown(GeneratedTask):
             rng.shuffle(numbers)
             yield self.example("", numbers, target, _render(a, op1, b, op2, c, right_first))
 
-    def score(self, completion: str, ex: Example) -> Score:
+    def score(self, completion: str, ex: Example, rule: str = FLEXIBLE) -> Score:
         """Correct iff the equation uses each given number exactly once and equals the target."""
         equation = read_equation(completion)
         result = None if equation is None else evaluate(equation)
         correct = (result is not None and result[0] == ex.meta["target"]
                    and sorted(result[1]) == sorted(ex.meta["numbers"]))
         return Score(correct=correct, extracted=equation)
+
+    def reward(self, completion: str, ex: Example) -> float:
+        """d1's: 1.0 for a correct equation, 0.1 for any other well-formed one."""
+        if self.score(completion, ex).correct:
+            return 1.0
+        equation = read_equation(completion)
+        return WELL_FORMED_REWARD if equation is not None and evaluate(equation) is not None else 0.0

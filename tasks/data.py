@@ -50,17 +50,20 @@ def read_records(relpath: str, fields: tuple[str, ...], data_dir: str | Path | N
 
 def _read_jsonl(path: Path, fields: tuple[str, ...]) -> list[dict]:
     records = []
-    with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{number}"
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise HarnessError(f"{where}: bad JSON ({err})") from None
-            _check_fields(record, fields, where)
-            records.append(record)
+    for number, line in enumerate(path.read_bytes().splitlines(), start=1):
+        where = f"{path}:{number}"
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise HarnessError(f"{where}: not UTF-8 text ({err.reason} at column {err.start + 1})") from None
+        if not text.strip():
+            continue
+        try:
+            record = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise HarnessError(f"{where}: bad JSON ({err})") from None
+        _check_fields(record, fields, where)
+        records.append(record)
     return records
 
 

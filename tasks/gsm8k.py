@@ -6,14 +6,17 @@ import re
 from pathlib import Path
 
 from harness.errors import HarnessError
+from harness.stats import wilson_interval
 from tasks import register
 from tasks.answer_number import extract_number, plain_number, same_number
-from tasks.base import Example, Score, Task
+from tasks.answer_rule import FLEXIBLE
+from tasks.base import CORRECT_MATH_REWARD, FORMAT_BONUS, Example, Score, Task
 from tasks.data import read_records
 
 _GOLD = re.compile(r"####\s*(-?[\d,]+(?:\.\d+)?)\s*$")
 # Calculator annotations such as "<<16-3-4=9>>": scaffolding of the original data, not solution text.
 _CALCULATOR = re.compile(r"<<.*?>>")
+_ANSWER_LINE = re.compile(r"####\s*-?[\d,]*\d")  # anywhere, as d1 rewards its answer tags
 
 
 @register
@@ -40,6 +43,27 @@ class GSM8K(Task):
                                     solution=_CALCULATOR.sub("", record["answer"])))
         return examples
 
-    def score(self, completion: str, ex: Example) -> Score:
-        extracted = extract_number(completion)
-        return Score(correct=extracted is not None and same_number(extracted, ex.reference), extracted=extracted)
+    def score(self, completion: str, ex: Example, rule: str = FLEXIBLE) -> Score:
+        extracted, source = extract_number(completion, rule)
+        return Score(correct=extracted is not None and same_number(extracted, ex.reference), extracted=extracted,
+                     details={"answer_from": source, "well_formed": well_formed(completion)})
+
+    def reward(self, completion: str, ex: Example) -> float:
+        """d1's: 2.0 if correct, plus 0.5 for a `#### N` answer line."""
+        marked = bool(_ANSWER_LINE.search(completion))
+        return CORRECT_MATH_REWARD * self.score(completion, ex).correct + FORMAT_BONUS * marked
+
+    def summarize(self, scores: list[Score]) -> dict:
+        """The share of well-formed solutions with its 95% Wilson interval: at small scale a model
+        that cannot yet solve the problems still shows whether it writes solutions at all."""
+        if not scores:
+            return {}
+        count = sum(s.details["well_formed"] for s in scores)
+        low, high = wilson_interval(count, len(scores))
+        return {"well_formed": count / len(scores), "well_formed/ci_low": low, "well_formed/ci_high": high}
+
+
+def well_formed(completion: str) -> bool:
+    """Whether `completion` is laid out as a GSM8K solution: its last line is `#### N`."""
+    lines = completion.strip().splitlines()
+    return bool(lines) and _GOLD.fullmatch(lines[-1].strip()) is not None

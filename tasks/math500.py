@@ -6,7 +6,8 @@ from pathlib import Path
 
 from tasks import register
 from tasks.answer_math import equivalent, extract_math_answer
-from tasks.base import Example, Score, Task
+from tasks.answer_rule import FLEXIBLE
+from tasks.base import CORRECT_MATH_REWARD, FORMAT_BONUS, Example, Score, Task
 from tasks.boxed import last_boxed
 from tasks.data import read_records
 from tasks.timeout import call_with_timeout
@@ -37,11 +38,16 @@ class MATH500(Task):
         records = read_records("math/train.jsonl", ("problem", "solution", "unique_id"), data_dir)
         return [_example(r, last_boxed(r["solution"]) or "", r.get("type"), r.get("level")) for r in records[:limit]]
 
-    def score(self, completion: str, ex: Example) -> Score:
-        extracted = extract_math_answer(completion)
+    def score(self, completion: str, ex: Example, rule: str = FLEXIBLE) -> Score:
+        extracted, source = extract_math_answer(completion, rule)
         correct = extracted is not None and call_with_timeout(
             equivalent, ex.reference, extracted, seconds=self.score_timeout, default=False)
-        return Score(correct=correct, extracted=extracted)
+        return Score(correct=correct, extracted=extracted, details={"answer_from": source})
+
+    def reward(self, completion: str, ex: Example) -> float:
+        """d1's: 2.0 if correct, plus 0.5 for a `\\boxed{}` answer."""
+        boxed = last_boxed(completion) is not None
+        return CORRECT_MATH_REWARD * self.score(completion, ex).correct + FORMAT_BONUS * boxed
 
 
 def _example(record: dict, answer: str, subject: str | None, level) -> Example:

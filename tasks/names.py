@@ -20,6 +20,7 @@ from collections import Counter
 from collections.abc import Iterator
 
 from tasks import Example, Score, register
+from tasks.answer_rule import FLEXIBLE
 from tasks.generated import GeneratedTask
 
 # category -> (prompt, {name: probability}). Every word is a common capitalised
@@ -69,7 +70,7 @@ class Names(GeneratedTask):
                 name = rng.choices(list(distribution), weights=list(distribution.values()))[0]
                 yield Example(id="", question=prompt, reference=name, meta={"category": category})
 
-    def score(self, completion: str, ex: Example) -> Score:
+    def score(self, completion: str, ex: Example, rule: str = FLEXIBLE) -> Score:
         """Correct iff the completion is one of the category's valid names."""
         category = ex.meta["category"]
         name = read_name(completion)

@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterator
 
 from tasks import Example, Score, register
+from tasks.answer_rule import FLEXIBLE
 from tasks.generated import GeneratedTask
 from tasks.sudoku_grid import blank_out, count_completions, grid_split
 
@@ -61,7 +62,7 @@ class Sudoku4(GeneratedTask):
                     break
             yield self.example("", puzzle, grid)
 
-    def score(self, completion: str, ex: Example) -> Score:
+    def score(self, completion: str, ex: Example, rule: str = FLEXIBLE) -> Score:
         """Solved iff the grid equals the (unique) solution; `cell_accuracy` is the
         fraction of blank cells filled right, the metric d1 reports."""
         grid = read_grid(completion)
@@ -69,6 +70,10 @@ class Sudoku4(GeneratedTask):
         right = 0 if grid is None else sum(grid[cell] == ex.reference[cell] for cell in blanks)
         return Score(correct=grid == ex.reference, extracted=grid,
                      details={"cell_accuracy": right / len(blanks)})
+
+    def reward(self, completion: str, ex: Example) -> float:
+        """d1's: the fraction of blank cells filled right."""
+        return self.score(completion, ex).details["cell_accuracy"]
 
     def summarize(self, scores: list[Score]) -> dict:
         return {"cell_accuracy": sum(s.details["cell_accuracy"] for s in scores) / len(scores)} if scores else {}

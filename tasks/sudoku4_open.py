@@ -19,6 +19,7 @@ import random
 from collections.abc import Iterator
 
 from tasks import Example, Score, register
+from tasks.answer_rule import FLEXIBLE
 from tasks.generated import GeneratedTask
 from tasks.sudoku4 import blank_cells, read_grid, sudoku_question
 from tasks.sudoku_grid import (blank_out, completions, grid_split, is_valid_grid, keeps_givens, sound_cells,
@@ -49,7 +50,7 @@ class Sudoku4Open(GeneratedTask):
             yield Example(id="", question=sudoku_question(puzzle), reference=rng.choice(found),
                           meta={"puzzle": puzzle, "givens": givens, "completions": len(found)})
 
-    def score(self, completion: str, ex: Example) -> Score:
+    def score(self, completion: str, ex: Example, rule: str = FLEXIBLE) -> Score:
         """Correct iff the grid is valid and keeps the givens. `cell_validity` is the
         fraction of blank cells that clash with no other cell once the givens are
         put back: how far mode mixing spreads, whatever the model did to the givens."""
@@ -60,6 +61,10 @@ class Sudoku4Open(GeneratedTask):
         sound = set() if grid is None else sound_cells(with_givens(grid, puzzle))
         return Score(correct=correct, extracted=grid,
                      details={"cell_validity": len(sound.intersection(blanks)) / len(blanks)})
+
+    def reward(self, completion: str, ex: Example) -> float:
+        """d1's sudoku reward where a cell has no one right digit: the fraction of blank cells that clash with nothing."""
+        return self.score(completion, ex).details["cell_validity"]
 
     def summarize(self, scores: list[Score]) -> dict:
         return {"cell_validity": sum(s.details["cell_validity"] for s in scores) / len(scores)} if scores else {}

@@ -8,7 +8,7 @@ import pytest
 from baselines.factorized import Factorized
 from harness.check import compare, completion_hash, expected_cells
 from harness.cli import main as cli
-from harness.engine import sampler as sampler_registry
+from harness.engine.sampler import SAMPLERS
 from records import make_record
 
 RUN = ["run", "--tasks", "names", "--samplers", "factorized", "--tokens-per-step", "1,2", "--no-report", "--quiet"]
@@ -26,7 +26,7 @@ class SwapsTheWords(Factorized):
 @pytest.fixture
 def degraded(monkeypatch):
     """Registers the buggy sampler under the name `factorized` for the rest of the test."""
-    return lambda: monkeypatch.setitem(sampler_registry._REGISTRY, "factorized", SwapsTheWords)
+    return lambda: monkeypatch.setitem(SAMPLERS._items, "factorized", SwapsTheWords)
 
 
 def _pin(tmp_path, extra):

@@ -14,7 +14,6 @@ from scipy import stats
 
 from baselines.grpo.adapter import add_lora, adapted
 from baselines.grpo.loss import group_advantages, grpo_loss, masked_input
-from baselines.grpo.rewards import reward
 from baselines.grpo.trainer import GRPOConfig, completion_logps, counted_tokens, train
 from harness.backbones.embedded import EmbeddedBackbone
 from harness.backbones.transformer import MaskedDiffusionTransformer, TransformerConfig
@@ -92,11 +91,11 @@ def test_identical_policies_give_ratio_one_and_zero_kl():
     attention = torch.cat([prompt_mask, torch.ones_like(completions, dtype=torch.bool)], 1)
     completion = torch.cat([torch.zeros_like(prompt_mask), torch.ones_like(completions, dtype=torch.bool)], 1)
     x = masked_input(sequence, attention & ~completion, completion, MASK, 0.15, torch.Generator().manual_seed(0))
-    logps = completion_logps(backbone.model, x, attention, completions, shifted=False)
+    logps = completion_logps(backbone, x, attention, completions)
     with torch.no_grad():
-        old = completion_logps(backbone.model, x, attention, completions, shifted=False)
+        old = completion_logps(backbone, x, attention, completions)
         with policy.disable_adapter():
-            ref = completion_logps(backbone.model, x, attention, completions, shifted=False)
+            ref = completion_logps(backbone, x, attention, completions)
     advantages = torch.tensor([1.0, -1.0, 0.5, -0.5])
     counted = counted_tokens(completions, EOS)
     terms = grpo_loss(logps, old, ref, advantages, counted, clip_eps=0.5, beta=0.04)
@@ -131,25 +130,29 @@ def test_counted_tokens_stop_after_the_first_eos():
 def test_rewards_follow_d1_shaping_without_its_defects():
     countdown = get_task("countdown")
     ex = countdown.example("c", [3, 5, 7], 22)
-    assert reward(countdown, "3*5+7", ex) == 1.0
-    assert reward(countdown, "3+5+7", ex) == pytest.approx(0.1)   # well-formed, wrong value
-    assert reward(countdown, "3+", ex) == 0.0
+    assert countdown.reward("3*5+7", ex) == 1.0
+    assert countdown.reward("3+5+7", ex) == pytest.approx(0.1)   # well-formed, wrong value
+    assert countdown.reward("3+", ex) == 0.0
 
     sudoku = get_task("sudoku4")
     puzzle, solution = "1234341221434321", "1234341221434321"
     ex = sudoku.example("s", "0234341221434300", solution)
-    assert reward(sudoku, "1234341221434312", ex) == pytest.approx(1 / 3)  # one of three blanks right
+    assert sudoku.reward("1234341221434312", ex) == pytest.approx(1 / 3)  # one of three blanks right
 
     gsm8k = get_task("gsm8k")
     ex = SimpleNamespace(reference="-3")
-    assert reward(gsm8k, "so #### -3", ex) == 2.5     # d1's regex dropped the minus sign
-    assert reward(gsm8k, "the answer is -3", ex) == 2.0
-    assert reward(gsm8k, "#### 3", ex) == 0.5
+    assert gsm8k.reward("so #### -3", ex) == 2.5     # d1's regex dropped the minus sign
+    assert gsm8k.reward("the answer is -3", ex) == 2.0
+    assert gsm8k.reward("#### 3", ex) == 0.5
 
     math500 = get_task("math500")
     ex = SimpleNamespace(reference="\\frac{1}{2}")
-    assert reward(math500, "so $\\boxed{\\frac12}$", ex) == 2.5   # d1 never detected \boxed
-    assert reward(math500, "so $\\boxed{3}$", ex) == 0.5
+    assert math500.reward("so $\\boxed{\\frac12}$", ex) == 2.5   # d1 never detected \boxed
+    assert math500.reward("so $\\boxed{3}$", ex) == 0.5
+
+    names = get_task("names")  # no shaping of its own: the task's verdict
+    ex = names.load(limit=1)[0]
+    assert (names.reward("New York", ex), names.reward("San York", ex)) == (1.0, 0.0)
 
 
 # --- training ------------------------------------------------------------------------------------

@@ -30,7 +30,30 @@ def test_loads_the_real_splits_with_stable_ids_and_clean_targets(data_dir):
 def test_every_reference_answer_scores_correct(data_dir):
     for split in ("test", "train"):
         for ex in TASK.load(split, data_dir=data_dir):
-            assert TASK.score(ex.solution, ex).correct, ex.id
+            score = TASK.score(ex.solution, ex)
+            assert score.correct and score.details["well_formed"], ex.id
+
+
+@pytest.mark.parametrize("completion, well_formed", [
+    ("She pays 3 * 4 = 12 dollars.\n#### 12", True),
+    ("Total: 1,250 - 50 = 1,200\n#### 1,200\n\n", True),      # trailing blank lines are padding
+    ("He is 5 - 8 = -3 degrees.\n#### -3", True),
+    ("#### 12\nShe pays 12 dollars.", False),                     # the answer line must close the solution
+    ("She pays 12 dollars.", False),                               # an answer, but not a solution's layout
+    ("She pays 3 * 4 = 12 dollars.\n#### twelve", False),         # no number on the answer line
+    ("#### 12 #### 12", False),
+    ("", False),
+])
+def test_well_formed_means_a_closing_answer_line(completion, well_formed):
+    assert TASK.score(completion, example("12")).details["well_formed"] is well_formed
+
+
+def test_summary_is_the_well_formed_share_with_its_interval():
+    scores = [TASK.score(text, example("12")) for text in ["a\n#### 12", "#### 7", "12", "none"]]
+    summary = TASK.summarize(scores)
+    assert summary["well_formed"] == 0.5
+    assert summary["well_formed/ci_low"] < 0.5 < summary["well_formed/ci_high"]
+    assert TASK.summarize([]) == {}
 
 
 def test_bad_split_limit_and_gold_are_clear_errors(tmp_path):
@@ -77,3 +100,45 @@ EXTRACTION = [
 def test_extraction_and_numeric_comparison(completion, extracted, reference, correct):
     score = TASK.score(completion, example(reference))
     assert (score.extracted, score.correct) == (extracted, correct)
+
+
+# Edge cases from graded model solutions (issue 14). Each verdict follows from the problem and what
+# the completion states as its answer, not from what the scorer happens to return.
+EDGE_CASES = [
+    # (completion, reference, extracted, correct, answer_from)
+    # "The temperature is 3 degrees and falls by 8; what is it now?" 3 - 8 = -5, written with
+    # LaTeX's Unicode minus: the answer is -5, so it matches gold -5 and not gold 5.
+    ("3 \u2212 8 = \u22125 degrees", "-5", "-5", True, "last number"),
+    ("3 \u2212 8 = \u22125 degrees", "5", "-5", False, "last number"),
+    ("#### \u221212", "-12", "-12", True, "####"),
+    # "How many friends share the pizza?" (gold 5): the completion answers that each gets 1/5 of
+    # it, a fifth and not five; the same holds for 2/3 against gold 3.
+    ("So each friend gets 1/5 of the pizza.", "5", "1/5", False, "last number"),
+    ("She drinks \\frac{2}{3} of the bottle.", "3", "2/3", False, "last number"),
+    ("She drinks -\\frac{2}{3} litres net.", "3", "-2/3", False, "last number"),
+    # A fraction or decimal that equals the gold is the gold: 12/4 is 3, 15/2 is 7.5 (not 7).
+    ("\\boxed{\\dfrac{12}{4}}", "3", "12/4", True, "box"),
+    ("#### 15/2", "7", "15/2", False, "####"),
+    ("It is 0.5 of the total.", "5", "0.5", False, "last number"),
+    # GSM8K test item "Jasmine gets off of work at 4:00 pm ..." has gold 7 and its own solution
+    # ends "4+3 = 7:00 pm": a clock time is its hour; 7:30 pm is half an hour later, not 7.
+    ("she won't eat until 4+3 = 7:00 pm", "7", "7:00", True, "last number"),
+    ("\\boxed{7:30 p.m.}", "7", "7:30", False, "box"),
+    # Gold 0 ("how many are left?"): "2:00 pm" says two o'clock, not zero (the old reading was "00").
+    ("They finish at 2:00 pm", "0", "2:00", False, "last number"),
+    # A ratio is not a number: no answer, not its last digit (gold 2 would otherwise match).
+    ("The ratio of boys to girls is 3:2", "2", None, False, "last number"),
+    # Empty, placeholder and unclosed boxes carry no answer of their own; the flexible rule falls
+    # back to the last number written ("She has 12 apples", gold 12).
+    ("She has 12 apples. \\boxed{}", "12", "12", True, "last number"),
+    ("She has 12 apples. \\boxed{...}", "12", "12", True, "last number"),
+    ("She has 12 apples. \\boxed{x}", "12", "12", True, "last number"),
+    ("She has 12 apples, so \\boxed{12", "12", "12", True, "last number"),
+    ("Nothing to say.", "12", None, False, None),
+]
+
+
+@pytest.mark.parametrize("completion, reference, extracted, correct, answer_from", EDGE_CASES)
+def test_edge_cases_are_read_as_their_value(completion, reference, extracted, correct, answer_from):
+    score = TASK.score(completion, example(reference))
+    assert (score.extracted, score.correct, score.details["answer_from"]) == (extracted, correct, answer_from)

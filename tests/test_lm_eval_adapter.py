@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from lm_eval.api.instance import Instance
 from lm_eval.api.registry import get_model
 
@@ -56,12 +57,13 @@ def test_loglikelihood_is_refused_clearly(lm):
 
 
 def test_lm_eval_cli_runs_both_tasks_offline_and_scores_agree_with_ours(data_dir, tmp_path):
-    """lm-eval's own CLI, our model and the local-file task configs, no network: both tasks are
-    scored by lm-eval, and our scorers give the same verdict on every logged completion."""
+    """lm-eval's own CLI, our model and the local-file task configs, no network, no --device (lm-eval
+    would pass cuda:0; we pass the device there is): both tasks are scored by lm-eval, and our scorers
+    give the same verdict on every logged completion."""
     repo = Path(__file__).parents[1]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HARNESS_DATA_DIR": str(data_dir)}
     command = [sys.executable, "-m", "harness.lm_eval_adapter", "--model", "codd-bench",
-               "--model_args", "steps=8,gen_length=64", "--device", "cpu", "--tasks", "minerva_math500,gsm8k",
+               "--model_args", "steps=8,gen_length=64", "--tasks", "minerva_math500,gsm8k",
                "--include_path", "harness/lm_eval_tasks", "--apply_chat_template", "--limit", "2",
                "--output_path", str(tmp_path), "--log_samples"]
     subprocess.run(command, cwd=repo, env=env, check=True, capture_output=True)
@@ -71,3 +73,36 @@ def test_lm_eval_cli_runs_both_tasks_offline_and_scores_agree_with_ours(data_dir
     agreement = subprocess.run([sys.executable, "benchmarks/lm_eval_agreement.py", str(tmp_path)], cwd=repo, env=env,
                                check=True, capture_output=True, text=True).stdout
     assert agreement.splitlines() == ["minerva_math500: 2/2 agree (100.0%)", "gsm8k: 2/2 agree (100.0%)"]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without CUDA")
+def test_a_missing_gpu_is_one_line_and_exit_2(data_dir, tmp_path):
+    repo = Path(__file__).parents[1]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HARNESS_DATA_DIR": str(data_dir)}
+    done = subprocess.run([sys.executable, "-m", "harness.lm_eval_adapter", "--model", "codd-bench", "--model_args",
+                           "family=names", "--device", "cuda:0", "--tasks", "gsm8k", "--include_path",
+                           "harness/lm_eval_tasks", "--limit", "1", "--output_path", str(tmp_path / "out")],
+                          cwd=repo, env=env, capture_output=True, text=True)
+    assert done.returncode == 2
+    assert done.stderr.splitlines()[-1] == ("error: device 'cuda:0' requested but CUDA is not available on this "
+                                            "machine; use --device cpu")
+    assert "Traceback" not in done.stderr and not (tmp_path / "out").exists()
+
+
+def test_codd_without_pc_gets_the_authors_circuit_per_task(tmp_path, monkeypatch):
+    """sampler=codd on a LLaDA checkpoint: minerva_math500 requests decode with il18/llada-math-pc and
+    gsm8k requests with il18/llada-gsm-pc, as `run` resolves them (offline, from stand-ins in the cache)."""
+    from test_real_backends import JPC_V300, _cached_repo, _offline_cache, make_checkpoint
+    assert JPC_V300.is_file(), f"pyjuice fixture {JPC_V300} missing (../shared/fixtures)"
+    for repo in ("il18/llada-math-pc", "il18/llada-gsm-pc"):
+        _cached_repo(tmp_path / "hub", repo, {"pc.jpc": JPC_V300})
+    _offline_cache(monkeypatch, tmp_path / "hub")
+    checkpoint = make_checkpoint(tmp_path / "llada", "llada")
+    lm = CoddBenchLM(model=str(checkpoint), sampler="codd", trust_remote_code="true", steps=4, gen_length=16,
+                     block_length=16)
+    assert lm.backbone.device.type == ("cuda" if torch.cuda.is_available() else "cpu")
+    requests = [Instance(request_type="generate_until", doc={}, arguments=("Q: 1+1?", {"until": []}), idx=0,
+                         metadata=(task, i, 1)) for i, task in enumerate(["gsm8k", "minerva_math500", "gsm8k"])]
+    assert len(lm.generate_until(requests)) == 3
+    assert lm.sampler_for("minerva_math500").spec == "codd:pc=il18/llada-math-pc"
+    assert lm.sampler_for("gsm8k").spec == "codd:pc=il18/llada-gsm-pc"

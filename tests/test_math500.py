@@ -6,7 +6,7 @@ import time
 import pytest
 
 from harness.errors import HarnessError
-from tasks.answer_math import equivalent
+from tasks.answer_math import _repeating_as_fraction, equivalent
 from tasks.base import Example
 from tasks.math500 import MATH500
 
@@ -117,3 +117,29 @@ def test_a_pathological_answer_times_out_as_incorrect_and_scoring_goes_on(caplog
     assert score.extracted == "9^{9^{9^{9}}}" and not score.correct
     assert "took more than 1 s" in caplog.text
     assert task.score("\\boxed{\\dfrac{2}{4}}", example("\\frac{1}{2}")).correct
+
+
+# `\text {unit}` (a space before the brace) is the same text as `\text{unit}`: 10 cm is 10 and not 11.
+SPACED_TEXT = [(r"10\text {cm}", "10", True), (r"10\text { cm}", r"10\text{ cm}", True),
+               (r"\text {(C)}", "C", True), (r"10\text {cm}", "11", False), (r"\mbox {Tuesday}", "Monday", False)]
+
+
+@pytest.mark.parametrize("gold, pred, same", SPACED_TEXT)
+def test_spaced_text_commands_are_normalised(gold, pred, same):
+    assert equivalent(gold, pred) is same and equivalent(pred, gold) is same
+
+
+def test_repeating_decimals_take_linear_time():
+    # 0.1\overline{6} = 1/6 still reads; a 200k-digit run, which a quadratic scan would take
+    # minutes over (20k digits took 1.8 s), is read in well under a second.
+    assert equivalent(r"\frac{1}{6}", r"0.1\overline{6}")
+    start = time.perf_counter()
+    for text in ("7" * 200_000, "0." + "7" * 200_000 + r"\overline{3}"):
+        _repeating_as_fraction(text)
+    assert time.perf_counter() - start < 1.0
+
+
+def test_score_says_where_the_answer_came_from():
+    assert TASK.score("so \\boxed{4}", example("4")).details == {"answer_from": "box"}
+    assert TASK.score("The final answer is 4.", example("4")).details == {"answer_from": "final answer sentence"}
+    assert TASK.score("I think it is 4.", example("4")).details == {"answer_from": None}

@@ -7,6 +7,8 @@ import os
 import pickle
 import pickletools
 import random
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -118,6 +120,16 @@ def test_circuits_that_are_not_an_hmm_chain_are_refused(tmp_path):
             load_pc(write(tmp_path, pickle.dumps(variant)))
 
 
+def fuzzed(data: bytes, rng: random.Random) -> list[bytes]:
+    """30 truncations of `data` and 80 copies with one random bit flipped."""
+    cases = [data[:n] for n in sorted({int(f * len(data)) for f in np.linspace(0, 1, 30, endpoint=False)})]
+    for _ in range(80):
+        flipped = bytearray(data)
+        flipped[rng.randrange(len(data))] ^= 1 << rng.randrange(8)
+        cases.append(bytes(flipped))
+    return cases
+
+
 def test_fuzzed_files_load_correctly_or_fail_with_our_error(tmp_path):
     """Truncations and bit flips: each case either loads an HMM that still matches the
     truth (a flip in an unused byte or a float's low bits) or raises HarnessError with
@@ -126,12 +138,7 @@ def test_fuzzed_files_load_correctly_or_fail_with_our_error(tmp_path):
     outcomes = {"loaded": 0, "refused": 0}
     for name in NAMES:
         data, truth = (FIXTURES / name).read_bytes(), expected(name)
-        cases = [data[:n] for n in sorted({int(f * len(data)) for f in np.linspace(0, 1, 30, endpoint=False)})]
-        for _ in range(80):
-            flipped = bytearray(data)
-            flipped[rng.randrange(len(data))] ^= 1 << rng.randrange(8)
-            cases.append(bytes(flipped))
-        for case in cases:
+        for case in fuzzed(data, rng):
             path = write(tmp_path, case)
             try:
                 hmm = load_pc(path)
@@ -142,6 +149,47 @@ def test_fuzzed_files_load_correctly_or_fail_with_our_error(tmp_path):
                 assert max_error(hmm, truth) <= 2e-3
                 outcomes["loaded"] += 1
     assert outcomes["loaded"] > 0 and outcomes["refused"] > 0
+
+
+def test_fuzzed_hostile_files_never_run_code(tmp_path):
+    """A circuit carrying a canary (a pickle that creates a file when run) as a node's distribution and
+    as a top-level node: every truncation and bit flip of it is refused, and the canary never appears."""
+    canary = tmp_path / "canary"
+    payload = RunsCode(os.system, f"touch {canary}")
+    pickle.loads(pickle.dumps(payload))
+    assert canary.exists(), "the canary must be live for its absence below to mean anything"
+    canary.unlink()
+    nodes = fixture_nodes("hmm_categorical_L8_H16_V11.jpc")
+    nodes[0]["dist"] = pickle.dumps(payload)
+    rng = random.Random(1)
+    for data in (pickle.dumps(nodes), pickle.dumps([payload, *fixture_nodes("hmm_categorical_L8_H16_V11.jpc")])):
+        for case in fuzzed(data, rng):
+            path = write(tmp_path, case)
+            with pytest.raises(HarnessError) as err:
+                load_pc(path)
+            assert str(err.value).startswith(str(path)) and "\n" not in str(err.value)
+            assert not canary.exists()
+
+
+# Fuzzing found a flipped BUILD opcode that became LONG_BINPUT with a memo index of 155 M: the
+# unpickler grew its memo to match (2.7 GB, 9 s) before failing. An index of 2**31 would ask for 16 GB.
+_LOAD_UNDER_4_GB = """
+import resource, sys
+resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))  # a regression fails here, it cannot take the machine
+from codd import load_pc
+from harness.errors import HarnessError
+try:
+    load_pc(sys.argv[1])
+except HarnessError as err:
+    print(err)
+"""
+
+
+def test_a_corrupt_memo_index_is_refused_before_anything_is_allocated(tmp_path):
+    path = write(tmp_path, b"\x80\x04N" + b"r" + (2**31).to_bytes(4, "little") + b".")
+    done = subprocess.run([sys.executable, "-c", _LOAD_UNDER_4_GB, str(path)], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0 and "memo index" in done.stdout and "MemoryError" not in done.stdout, done
 
 
 def test_saved_pc_round_trips_exactly(tmp_path):

@@ -73,6 +73,16 @@ def test_codd_protocol_lengths_and_tasks(data_dir):
         plan(RunOptions(tasks=("sudoku4",), protocol="codd"))
 
 
+def test_d1_lengths_are_d1s_for_every_task(data_dir):
+    """d1's eval.py: gen length 128 unless given, blocks of 32, steps = gen length / 2, the same for
+    sudoku and countdown as for the math tasks (whose native blocks are 16 and 32)."""
+    for gen_length, steps in ((None, 64), (256, 128), (512, 256)):
+        cells = plan(RunOptions(tasks=("sudoku4", "countdown", "gsm8k"), gen_length=gen_length, limit=1,
+                                protocol="d1", data_dir=str(data_dir)))
+        assert {(c.config.gen_length, c.config.block_length, c.config.steps) for c in cells} == \
+            {(gen_length or 128, 32, steps)}
+
+
 def test_d1_budget_is_half_the_gen_length(data_dir):
     cells = plan(RunOptions(tasks=("gsm8k",), gen_length=128, limit=1, protocol="d1", data_dir=str(data_dir)))
     assert [c.config.steps for c in cells] == [64]

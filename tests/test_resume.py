@@ -1,7 +1,10 @@
-"""A run killed with SIGKILL and re-run with the same --out ends as if never interrupted."""
+"""A run interrupted (SIGKILL at any moment, Ctrl-C, a full disk) and re-run with the same --out ends
+as if never interrupted: nothing lost, nothing duplicated, the same records."""
 
 import json
 import os
+import random
+import resource
 import signal
 import subprocess
 import sys
@@ -12,9 +15,9 @@ ARGS = ["-m", "harness", "run", "--tasks", "sudoku4-open,names", "--samplers", "
         "--tokens-per-step", "1,2", "--limit", "48", "--batch-size", "8", "--temperature", "1.0", "--quiet"]
 
 
-def _launch(out: Path) -> subprocess.Popen:
+def _launch(out: Path, args: list[str] = ARGS, preexec_fn=None) -> subprocess.Popen:
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    return subprocess.Popen([sys.executable, *ARGS, "--out", str(out)], env=env,
+    return subprocess.Popen([sys.executable, *args, "--out", str(out)], env=env, preexec_fn=preexec_fn,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
@@ -54,3 +57,74 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path):
     assert _launch(killed).wait(timeout=600) == 0
     assert _records(killed) == _records(full)
     assert _summary(killed) == _summary(full)
+
+
+SMALL = ["-m", "harness", "run", "--tasks", "names", "--samplers", "factorized", "--tokens-per-step", "1,2",
+         "--limit", "40", "--batch-size", "4", "--temperature", "1.0", "--quiet", "--no-report"]
+
+
+def test_sigkill_at_random_moments_over_relaunches_loses_and_duplicates_nothing(tmp_path):
+    full, killed = tmp_path / "full", tmp_path / "killed"
+    assert _launch(full, SMALL).wait(timeout=600) == 0
+    total = len(_records(full))
+    rng = random.Random(14)
+    kills = 0
+    for attempt in range(8):
+        before = _lines(killed / "samples.jsonl")
+        if before >= total:
+            break
+        proc = _launch(killed, SMALL)
+        # The first kill lands during start-up (before any record); the others after a random number
+        # of new records and a random few milliseconds more: mid-batch, mid-write or between writes.
+        target = before + (0 if attempt == 0 else rng.randint(1, max(1, (total - before) // 3)))
+        deadline = time.time() + 300
+        while _lines(killed / "samples.jsonl") < target and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.002)
+        time.sleep(rng.uniform(0, 0.02) if attempt else rng.uniform(0, 2))
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.wait()
+    assert kills >= 4, "the run finished before it was killed often enough; make it longer"
+    assert _launch(killed, SMALL).wait(timeout=600) == 0
+    lines = (killed / "samples.jsonl").read_text().splitlines()
+    assert len(lines) == total, "records lost or duplicated"
+    assert _records(killed) == _records(full)
+    assert _summary(killed) == _summary(full)
+
+
+def test_ctrl_c_is_one_line_and_resumable(tmp_path):
+    full, stopped = tmp_path / "full", tmp_path / "stopped"
+    # Long enough that a poller descheduled on a busy machine still signals a run mid-way, not one
+    # already exiting (a SIGINT in atexit handlers leaves exit code 0).
+    longer = [arg if arg != "40" else "200" for arg in SMALL]
+    assert _launch(full, longer).wait(timeout=600) == 0
+    proc = _launch(stopped, longer, preexec_fn=os.setsid)  # its own process group, as a terminal's job
+    deadline = time.time() + 300
+    while _lines(stopped / "samples.jsonl") < 8 and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.002)
+    assert proc.poll() is None, "the run finished before Ctrl-C; make it longer"
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C does: SIGINT to the whole foreground group
+    err = proc.stderr.read().decode()
+    assert proc.wait() == 130
+    assert err.strip().splitlines() == ["interrupted; re-run the same command to resume"], err
+    assert not (stopped / "summary.json").exists()
+    assert _launch(stopped, longer).wait(timeout=600) == 0
+    assert _records(stopped) == _records(full)
+
+
+def test_a_full_disk_is_one_line_and_resumable(tmp_path):
+    """A file-size limit (RLIMIT_FSIZE: writes past it fail with EFBIG, as on a full disk) that the
+    manifest fits under and the samples outgrow; with room again, the same command finishes the run."""
+    full, cramped = tmp_path / "full", tmp_path / "cramped"
+    assert _launch(full, SMALL).wait(timeout=600) == 0
+    limit = (full / "manifest.json").stat().st_size + 4000
+    proc = _launch(cramped, SMALL, preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit)))
+    err = proc.stderr.read().decode()
+    assert proc.wait() == 2
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert "samples.jsonl: File too large" in err
+    assert json.loads((cramped / "manifest.json").read_text())["config"]["limit"] == 40
+    assert not (cramped / "summary.json").exists()
+    assert _launch(cramped, SMALL).wait(timeout=600) == 0
+    assert _records(cramped) == _records(full)

@@ -23,7 +23,7 @@ import torch
 from peft import PeftModel
 from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
 
-from baselines.grpo.adapter import EMBEDDED_TARGETS, add_lora, network
+from baselines.grpo.adapter import add_lora, lora_targets, network
 from baselines.grpo.loss import LossTerms, group_advantages, grpo_loss, masked_input, token_logps
 from harness.engine.decoding import DecodeConfig, generate
 from harness.errors import HarnessError
@@ -49,7 +49,6 @@ class GRPOConfig:
     lora_alpha: float = 64.0
     seed: int = 0
     checkpoint_every: int = 10
-    targets: tuple[str, ...] = EMBEDDED_TARGETS
 
 
 # d1's settings scaled to the embedded model (the shipped adapters'): LoRA rank and learning rate for a
@@ -71,8 +70,8 @@ class GRPOTrainState:
     mean_rewards: list[float] = field(default_factory=list)   # per step, of the rollouts
 
     def save(self, path: Path, config: GRPOConfig) -> None:
-        save_checkpoint(path, {"adapter": get_peft_model_state_dict(self.policy), "optimizer": self.optimizer.state_dict(),
-                               "config": asdict(config), **{name: getattr(self, name) for name in _COUNTERS}})
+        save_checkpoint({"adapter": get_peft_model_state_dict(self.policy), "optimizer": self.optimizer.state_dict(),
+                         "config": asdict(config), **{name: getattr(self, name) for name in _COUNTERS}}, path)
 
     def load(self, path: Path, config: GRPOConfig) -> None:
         """Continue a run with the same settings; the step count may change (step s's draws depend
@@ -90,13 +89,12 @@ _COUNTERS = ("step", "rollouts", "tokens", "forward_tokens", "backward_tokens", 
              "mean_rewards")
 
 
-def completion_logps(model: torch.nn.Module, inputs: torch.Tensor, attention: torch.Tensor, targets: torch.Tensor,
-                     shifted: bool) -> torch.Tensor:
+def completion_logps(backbone, inputs: torch.Tensor, attention: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Log-probabilities [B, L] of the completion `targets` (the last L positions) from one forward
-    pass on `inputs`; Dream-style networks predict position j at j - 1."""
-    output = model(inputs, attention)
-    logits = getattr(output, "logits", output)
-    width, shift = targets.shape[1], int(shifted)
+    pass of the backbone's network, with its adapter as it stands, on `inputs`; Dream-style networks
+    predict position j at j - 1."""
+    logits = backbone.forward(inputs, attention)
+    width, shift = targets.shape[1], int(backbone.shifted_logits)
     return token_logps(logits[:, logits.shape[1] - width - shift: logits.shape[1] - shift], targets)
 
 
@@ -118,7 +116,7 @@ def train(backbone, prompts: list[list[int]], reward: Callable[[int, list[int]],
     if config.group_size < 2:
         raise HarnessError(f"group size must be at least 2 (advantages are centred in the group), got {config.group_size}")
     torch.manual_seed(config.seed)  # the LoRA initialisation
-    policy = add_lora(network(backbone), config.lora_rank, config.lora_alpha, config.targets)
+    policy = add_lora(network(backbone), config.lora_rank, config.lora_alpha, lora_targets(backbone))
     optimizer = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=config.lr)
     state = GRPOTrainState(policy, optimizer)
     out = Path(out)
@@ -126,7 +124,7 @@ def train(backbone, prompts: list[list[int]], reward: Callable[[int, list[int]],
     checkpoint = out / CHECKPOINT
     if checkpoint.is_file():
         state.load(checkpoint, config)
-    model, device = network(backbone), backbone.device
+    device = backbone.device
     while state.step < config.steps:
         started, cpu_started = time.perf_counter(), time.process_time()
         g = torch.Generator().manual_seed(config.seed * 1_000_003 + state.step)
@@ -146,13 +144,12 @@ def train(backbone, prompts: list[list[int]], reward: Callable[[int, list[int]],
         mask_generator = torch.Generator(device=device).manual_seed(int(torch.randint(2**62, (1,), generator=g)))
         inputs = [masked_input(sequence, attention & ~completion, completion, backbone.mask_id, config.p_mask,
                                mask_generator) for _ in range(config.inner_updates)]
-        shifted = backbone.shifted_logits
         with torch.no_grad():
-            old = [completion_logps(model, x, attention, completions, shifted) for x in inputs]
+            old = [completion_logps(backbone, x, attention, completions) for x in inputs]
             with policy.disable_adapter():
-                ref = [completion_logps(model, x, attention, completions, shifted) for x in inputs]
+                ref = [completion_logps(backbone, x, attention, completions) for x in inputs]
         for x, old_logps, ref_logps in zip(inputs, old, ref):
-            logps = completion_logps(model, x, attention, completions, shifted)
+            logps = completion_logps(backbone, x, attention, completions)
             terms = grpo_loss(logps, old_logps, ref_logps, advantages, counted, config.clip_eps, config.beta)
             optimizer.zero_grad(set_to_none=True)
             terms.loss.backward()

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import torch
 
+from harness.errors import HarnessError
+
 
 @dataclass(frozen=True)
 class DecodingDefaults:
@@ -47,6 +49,10 @@ class Backbone(ABC):
     @abstractmethod
     def logits(self, ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Logits [B, T, V] for token ids [B, T]; `attention_mask` [B, T] is False at padding."""
+
+    def forward(self, ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """`logits`, differentiable in the network's weights (RL training calls it with gradients on)."""
+        raise HarnessError(f"backbone {self.name} cannot be trained: it has no differentiable forward pass")
 
     def encode_chat(self, messages: list[dict]) -> list[int]:
         """Prompt token ids: the chat template applied, ending where the assistant's answer starts."""

@@ -44,9 +44,12 @@ class EmbeddedBackbone(Backbone):
         self.pad_id = tokenizer.pad_token_id
         self.vocab_size = model.config.vocab_size
 
+    def forward(self, ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        return self.model(ids, attention_mask).float()
+
     @torch.no_grad()
     def logits(self, ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        return self.model(ids, attention_mask).float()
+        return self.forward(ids, attention_mask)
 
 
 def save_embedded(model: MaskedDiffusionTransformer, out_dir: str | Path, family: str, tokenizer_dir: str | Path) -> None:

@@ -6,10 +6,12 @@ Its family comes from `config.model_type` and brings the published decoding defa
 4.1). Running a repository's Python code needs consent: the aliases imply it (their code is the
 authors' own, pinned by name), anything else needs `--trust-remote-code`.
 
-Special ids come from the checkpoint, never from guesses: the config must declare
-`mask_token_id` (LLaDA's and Dream's both do), eos/pad come from the tokenizer or the config, and
-the aliases must match the released values, so a wrong or altered checkpoint is refused before
-decoding anything.
+Special ids come from the checkpoint, never from guesses: its own config.json must declare
+`mask_token_id` (LLaDA's and Dream's both do; the config classes' defaults are not the checkpoint's
+word), eos/pad come from the tokenizer or the config, and the aliases must match the released
+values, so a wrong or altered checkpoint is refused before decoding anything. The vocabulary is
+the width of the logits: LLaDA-style configs may pad `embedding_size` beyond `vocab_size`, and
+every per-token distribution (and so a CoDD circuit's emission table) spans the padded width.
 """
 
 from __future__ import annotations
@@ -33,8 +35,10 @@ FAMILIES = {
     # LLaDA: block diffusion, greedy, low-confidence remasking, blocks of 32.
     "llada": Family(DecodingDefaults(mode="block", temperature=0.0, remasking="low_confidence", block_length=32),
                     shifted_logits=False),
-    # Dream: full diffusion, T 0.2, top-p 0.95, entropy ordering; predicts position j at j - 1.
-    "dream": Family(DecodingDefaults(mode="full", temperature=0.2, remasking="entropy", top_p=0.95),
+    # Dream: full diffusion, T 0.2, top-p 0.95, entropy ordering; predicts position j at j - 1. Top-k 50:
+    # the authors call diffusion_generate without top_k, so the generation config built from the model
+    # config carries transformers' default of 50.
+    "dream": Family(DecodingDefaults(mode="full", temperature=0.2, remasking="entropy", top_p=0.95, top_k=50),
                     shifted_logits=True),
 }
 
@@ -71,17 +75,21 @@ class TransformersBackbone(Backbone):
         self.defaults = FAMILIES[family].defaults
         self.device = device
 
-    @torch.no_grad()
-    def logits(self, ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        # Keywords only: LLaDA's second positional parameter is input_embeddings.
         if attention_mask is None or bool(attention_mask.all()):
-            return self.model(ids).logits
+            return self.model(input_ids=ids).logits
         if self.model_family == "llada":
-            return self.model(ids, attention_mask=attention_mask).logits
+            return self.model(input_ids=ids, attention_mask=attention_mask).logits
         # Dream takes a pairwise [B, 1, T, T] mask and position ids that skip the left padding.
         keep = attention_mask.bool()
         positions = (keep.long().cumsum(-1) - 1).clamp(min=0)
         pairwise = (keep[:, None, :, None] & keep[:, None, None, :])
-        return self.model(ids, attention_mask=pairwise, position_ids=positions).logits
+        return self.model(input_ids=ids, attention_mask=pairwise, position_ids=positions).logits
+
+    @torch.no_grad()
+    def logits(self, ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        return self.forward(ids, attention_mask)
 
 
 def check_transformers() -> None:
@@ -119,21 +127,29 @@ def load_transformers(model: str, dtype: torch.dtype, device: torch.device,
     if family not in FAMILIES:
         raise HarnessError(f"model {source!r} has model_type {config.model_type!r}; supported families: "
                            f"{', '.join(FAMILIES)}")
-    mask_id, eos_id, pad_id, vocab_size = _special_ids(source, config, tokenizer)
+    mask_id, eos_id, pad_id, vocab_size = _special_ids(source, config, _declared_config(source), tokenizer)
     if release and (family, mask_id, vocab_size) != (release.family, release.mask_id, release.vocab_size):
         raise HarnessError(f"{source} is not the released {model}: family {family}, mask id {mask_id}, vocab "
                            f"{vocab_size}; expected {release.family}, {release.mask_id}, {release.vocab_size}")
     if getattr(tokenizer, "chat_template", None) is None:
         raise HarnessError(f"the tokenizer of {source!r} has no chat template")
-    network = AutoModel.from_pretrained(source, trust_remote_code=True, torch_dtype=dtype).to(device)
+    network = AutoModel.from_pretrained(source, trust_remote_code=True, dtype=dtype).to(device)
     return TransformersBackbone(network, tokenizer, model, family, mask_id, eos_id, pad_id, vocab_size, device)
 
 
-def _special_ids(source: str, config, tokenizer) -> tuple[int, int, int, int]:
-    """(mask, eos, pad, vocab size) as the checkpoint declares them; a HarnessError if missing or inconsistent."""
-    mask_id = getattr(config, "mask_token_id", None)
+def _declared_config(source: str) -> dict:
+    """The checkpoint's config.json as written, without the defaults its config class fills in."""
+    from transformers import PretrainedConfig
+    return PretrainedConfig.get_config_dict(source)[0]
+
+
+def _special_ids(source: str, config, declared: dict, tokenizer) -> tuple[int, int, int, int]:
+    """(mask, eos, pad, vocab size) as the checkpoint declares them (`declared`: its config.json); a
+    HarnessError if missing or inconsistent. The vocabulary size is the logits' width (padded embeddings
+    included)."""
+    mask_id = declared.get("mask_token_id")
     if mask_id is None:
-        raise HarnessError(f"the config of {source!r} declares no mask_token_id; a masked diffusion "
+        raise HarnessError(f"the config.json of {source!r} declares no mask_token_id; a masked diffusion "
                            f"checkpoint must name its mask token")
     if tokenizer.mask_token_id is not None and tokenizer.mask_token_id != mask_id:
         raise HarnessError(f"{source!r}: config mask_token_id {mask_id} but the tokenizer's mask token is "
@@ -141,7 +157,7 @@ def _special_ids(source: str, config, tokenizer) -> tuple[int, int, int, int]:
     eos_id = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else getattr(config, "eos_token_id", None)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else getattr(config, "pad_token_id", None)
     pad_id = eos_id if pad_id is None else pad_id
-    vocab_size = config.vocab_size
+    vocab_size = max(config.vocab_size, getattr(config, "embedding_size", None) or 0)
     for name, value in (("mask", mask_id), ("eos", eos_id), ("pad", pad_id)):
         if not isinstance(value, int) or not 0 <= value < vocab_size:
             raise HarnessError(f"{source!r}: {name} id {value!r} is not a token of the {vocab_size}-token vocabulary")

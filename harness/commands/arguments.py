@@ -61,9 +61,12 @@ def add_data_dir(parser: argparse.ArgumentParser) -> None:
 
 def explicit_command(command: str, options: dict) -> str:
     """`python -m harness COMMAND --option value ...` with every option spelled out (those that
-    are None left out), as compute.json records it so that a run can be reproduced exactly."""
+    are None or False left out, a True one as a bare flag), as compute.json records it so that a
+    run can be reproduced exactly."""
     words = []
     for name, value in options.items():
-        if value is not None:
+        if value is True:
+            words.append("--" + name.replace("_", "-"))
+        elif value is not None and value is not False:
             words += ["--" + name.replace("_", "-"), str(value)]
     return f"python -m harness {command} " + shlex.join(words)

@@ -14,7 +14,7 @@ from codd import load_pc
 from codd.defaults import shipped_pcs
 from harness import environment
 from harness.backbones import load_backbone
-from harness.commands.arguments import add_data_dir, positive_int
+from harness.commands.arguments import add_data_dir, positive_float, positive_int
 from harness.errors import HarnessError
 from harness.gap import measure_gap, table_rows
 from harness.report import formatting
@@ -34,7 +34,7 @@ def add_parser(commands) -> None:
     p.add_argument("--limit", type=positive_int, default=200, help="first N solutions (default 200)")
     p.add_argument("--pc", default=None, help="the CoDD PC: a pyjuice .jpc file or a directory written by save_pc "
                                               "(default: the PC shipped for the backbone)")
-    p.add_argument("--tau", type=float, default=1.0,
+    p.add_argument("--tau", type=positive_float, default=1.0,
                    help="PC temperature: the backbone's log-probs are divided by it (default 1, the trained product)")
     p.add_argument("--window", type=positive_int, default=None,
                    help="window width W in tokens (default: the PC's own, 32 for the paper's text PCs)")

@@ -20,6 +20,7 @@ from harness.protocols import PROTOCOLS
 from harness.run_lock import RunLock
 from harness.runner import RunOptions, format_table, manifest, plan, run
 from harness.store import RunStore
+from tasks.answer_rule import ANSWER_RULES, FLEXIBLE
 
 
 def add_parser(commands) -> None:
@@ -52,9 +53,18 @@ def add_parser(commands) -> None:
                    help="block length of block diffusion (default: per task, 32 for text)")
     p.add_argument("--temperature", type=float, default=None,
                    help="sampling temperature (default: the task's, else the model's; 0 = greedy)")
+    p.add_argument("--top-p", type=float, default=None,
+                   help="nucleus filter before sampling: keep the most probable tokens up to this mass (default: "
+                        "the model's, 0.95 for Dream, none for LLaDA; 1 = off)")
+    p.add_argument("--top-k", type=int, default=None,
+                   help="keep only the k most probable tokens (default: the model's, 50 for Dream as its authors' "
+                        "code runs it, none for LLaDA; 0 = off)")
     p.add_argument("--cfg-scale", type=float, default=0.0, help="classifier-free guidance scale (default 0)")
     p.add_argument("--no-early-stop", action="store_true",
                    help="decode every position even after EOS (the reference LLaDA behaviour)")
+    p.add_argument("--reference-precision", action="store_true",
+                   help="compute confidences in the dtype the reference loops use (Dream's, the CoDD authors': the "
+                        "model's, bfloat16 on a GPU) instead of float64, to reproduce their commits exactly")
     p.add_argument("--model", default="embedded",
                    help="backbone: embedded, llada-8b-instruct, dream-7b-instruct, or a checkpoint directory / "
                         "Hugging Face hub id (read from the local cache when HF_HUB_OFFLINE=1; default: embedded)")
@@ -65,9 +75,14 @@ def add_parser(commands) -> None:
                    help="backbone compute dtype: float32 or bfloat16 (default: bfloat16 on CUDA, else float32)")
     p.add_argument("--device", default=None,
                    help="cpu, cuda or cuda:N (default: each rank's GPU if there is one, else the CPU)")
-    p.add_argument("--protocol", default="native", choices=list(PROTOCOLS),
+    p.add_argument("--protocol", default="native", choices=PROTOCOLS.names(),
                    help="evaluation protocol: " + "; ".join(f"{n}: {p.description}" for n, p in PROTOCOLS.items()))
     p.add_argument("--split", default="test", help="dataset split to evaluate (default test)")
+    p.add_argument("--answer-rule", default=FLEXIBLE, choices=ANSWER_RULES,
+                   help="which text is the final answer: strict, only what the completion marks as final (#### N, "
+                        "a box; as d1 and lm-eval's strict-match), or flexible, else the task's fallback (the last "
+                        "number for gsm8k, lm-eval's flexible-extract; Minerva's sentence for math500); default "
+                        "flexible")
     add_data_dir(p)
     p.add_argument("--out", default=None, help="run directory (default results/<timestamp>-<config>)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -107,9 +122,11 @@ def main(args: argparse.Namespace) -> int:
         tasks=args.tasks, samplers=samplers, remasking=args.remasking, steps=args.steps,
         tokens_per_step=None if args.steps else (args.tokens_per_step or (2,)),
         limit=args.limit, seed=args.seed, batch_size=args.batch_size, gen_length=args.gen_length,
-        block_length=args.block_length, temperature=args.temperature, cfg_scale=args.cfg_scale,
-        early_stop=not args.no_early_stop, model=args.model, dtype=args.dtype, split=args.split,
-        data_dir=args.data_dir, protocol=args.protocol, trust_remote_code=args.trust_remote_code)
+        block_length=args.block_length, temperature=args.temperature, top_p=args.top_p, top_k=args.top_k,
+        cfg_scale=args.cfg_scale, early_stop=not args.no_early_stop, reference_precision=args.reference_precision,
+        model=args.model, dtype=args.dtype, split=args.split, data_dir=args.data_dir, protocol=args.protocol,
+        trust_remote_code=args.trust_remote_code,
+        answer_rule=args.answer_rule)
     world = detect_world()
     device = resolve_device(args.device) if args.device else claim_device(world)
     # Every input error surfaces here, before anything is written; the default sampler list keeps,

@@ -44,7 +44,7 @@ def add_parser(commands) -> None:
     p.add_argument("--out", required=True, help="output folder: model.safetensors, config.json, compute.json")
     p.add_argument("--steps", type=positive_int, default=None, help="optimizer steps")
     p.add_argument("--batch-size", type=positive_int, default=None, help="sequences per step")
-    p.add_argument("--lr", type=float, default=None, help="peak learning rate (AdamW, cosine decay)")
+    p.add_argument("--lr", type=positive_float, default=None, help="peak learning rate (AdamW, cosine decay)")
     p.add_argument("--seed", type=int, default=0, help="seed of initialisation, batches and masks (default 0)")
     p.add_argument("--layers", type=positive_int, default=None, help="transformer blocks")
     p.add_argument("--heads", type=positive_int, default=None, help="attention heads")

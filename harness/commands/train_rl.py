@@ -2,7 +2,7 @@
 
 Prompts come from the train split of every task given (they must share a backbone and a
 generation layout); rewards are the tasks' scorers shaped as d1 shapes them
-(baselines/grpo/rewards.py). Options default to d1's settings, except on the embedded model,
+(each task's `reward`). Options default to d1's settings, except on the embedded model,
 whose presets (the shipped adapters' settings) suit a network 3000 times smaller trained
 for minutes on a CPU. Re-running the same command with the same --out resumes.
 """
@@ -17,9 +17,8 @@ import torch
 from tqdm import tqdm
 
 from baselines.grpo.adapter import network
-from baselines.grpo.rewards import reward
 from baselines.grpo.trainer import EMBEDDED_PRESET, GRPOConfig, flops_estimate, train
-from harness.backbones import load_backbone
+from harness.backbones import load_backbone, resolve_device
 from harness.commands.arguments import add_data_dir, explicit_command, name_list, positive_int
 from harness.engine.decoding import DecodeConfig
 from harness.errors import HarnessError
@@ -46,6 +45,12 @@ def add_parser(commands) -> None:
     p.add_argument("--out", required=True, help="output folder: adapter_config.json, adapter_model.safetensors, "
                                                  "compute.json")
     p.add_argument("--model", default="embedded", help="backbone (see `list`; default: embedded)")
+    p.add_argument("--trust-remote-code", action="store_true",
+                   help="allow a --model directory or hub id other than the two aliases to run its own Python code")
+    p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: the GPU if there is one, else the CPU)")
+    p.add_argument("--dtype", default=None,
+                   help="backbone dtype: float32 or bfloat16 (default: bfloat16 on CUDA, else float32); "
+                        "the LoRA weights train in float32")
     p.add_argument("--steps", type=positive_int, required=True, help="rollout batches (each followed by mu updates)")
     p.add_argument("--prompts-per-step", type=positive_int, default=None, help="prompts per rollout batch")
     p.add_argument("--group-size", type=positive_int, default=None, help="completions per prompt, G (d1: 6)")
@@ -85,6 +90,7 @@ def command_line(args: argparse.Namespace, config: GRPOConfig) -> str:
     """The full command with every option explicit, as recorded in compute.json."""
     return explicit_command("train-rl", {
         "task": ",".join(args.task), "out": args.out, "model": args.model,
+        "trust_remote_code": args.trust_remote_code, "device": args.device, "dtype": args.dtype,
         **{f.name: getattr(config, f.name) for f in fields(GRPOConfig) if f.name in OPTIONS},
         "temperature": args.temperature, "tokens_per_step": args.tokens_per_step, "limit": args.limit or None,
         "data_dir": args.data_dir or None})
@@ -105,13 +111,14 @@ def main(args: argparse.Namespace) -> int:
                           temperature=args.temperature)
     decode.validate()
     items = [(task, ex) for task in tasks for ex in task.load("train", limit=args.limit, data_dir=args.data_dir)]
-    backbone = load_backbone(args.model, families.pop())
+    device = resolve_device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    backbone = load_backbone(args.model, families.pop(), args.dtype, device, args.trust_remote_code)
     prompts = [backbone.encode_chat(task.prompt(ex)) for task, ex in items]
     params = sum(p.numel() for p in network(backbone).parameters())
 
     def score(index: int, completion: list[int]) -> float:
         task, ex = items[index]
-        return reward(task, backbone.decode(completion), ex)
+        return task.reward(backbone.decode(completion), ex)
 
     bar = tqdm(total=config.steps, desc=f"train-rl {'+'.join(args.task)}", disable=args.quiet, unit="step")
 

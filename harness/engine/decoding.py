@@ -13,6 +13,14 @@ confident ones under the remasking rule. Two schedules:
 * `full` (Dream): one window over the whole generation, timesteps
   `linspace(1, eps, steps + 1)`.
 
+Precision: by default candidates and confidences are computed in float64 from the backbone's
+logits (an exact upcast). The references compute some of them in the model's dtype (bfloat16
+on a GPU): Dream's sample_tokens all of them, the CoDD authors' LLaDA loop its margin and
+entropy confidences (low_confidence it upcasts to float64, like LLaDA's generate.py). Rounded
+confidences can reorder positions, so `reference_precision` computes each rule in the dtype its
+reference uses, guidance included. Ties among equal confidences go to the leftmost position;
+the references' torch.topk leaves their order unspecified (it differs between CPU and CUDA).
+
 Beyond the references: every row draws its randomness from its own
 generator (a row's output does not depend on its batch), a row that commits
 nothing in a step skips the forward pass, and with `early_stop` a row is done
@@ -26,7 +34,7 @@ from typing import Protocol
 
 import torch
 
-from harness.engine.remasking import CONFIDENCE_RULES, RANDOM, REMASKING_RULES
+from harness.engine.remasking import RANDOM, REMASKING_RULES
 from harness.errors import HarnessError
 
 MODES = ("block", "full")
@@ -45,13 +53,13 @@ class DecodeConfig:
     top_k: int | None = None
     eps: float = 1e-3              # full diffusion's final timestep
     early_stop: bool = True        # stop a row once an EOS is committed and every position before it is unmasked
+    reference_precision: bool = False  # confidences in the dtype the reference loop uses (module docstring)
 
     def validate(self) -> None:
         """Raise a one-line HarnessError naming the first setting that cannot work."""
         if self.mode not in MODES:
             raise HarnessError(f"unknown decoding mode {self.mode!r}; valid modes: {', '.join(MODES)}")
-        if self.remasking not in REMASKING_RULES:
-            raise HarnessError(f"unknown remasking rule {self.remasking!r}; valid rules: {', '.join(REMASKING_RULES)}")
+        REMASKING_RULES.get(self.remasking)  # an unknown rule: a HarnessError listing the valid ones
         if self.gen_length <= 0:
             raise HarnessError(f"gen length must be positive, got {self.gen_length}")
         if not 0 < self.steps <= self.gen_length:
@@ -71,7 +79,7 @@ class DecodeConfig:
         if self.top_p is not None and not 0 < self.top_p <= 1:
             raise HarnessError(f"top-p must be in (0, 1], got {self.top_p}")
         if self.top_k is not None and self.top_k < 1:
-            raise HarnessError(f"top-k must be >= 1, got {self.top_k}")
+            raise HarnessError(f"top-k must be >= 1 (0 on the command line: no top-k filter), got {self.top_k}")
         if not 0 < self.eps < 1:
             raise HarnessError(f"eps must be in (0, 1), got {self.eps}")
 
@@ -129,15 +137,22 @@ def _windows(config: DecodeConfig, prompt_width: int) -> list[tuple[int, int, in
 
 def window_logits(backbone, x: torch.Tensor, attention: torch.Tensor, prompt_tokens: torch.Tensor,
                    start: int, width: int, cfg_scale: float) -> torch.Tensor:
-    """Float32 logits [b, width, V] predicting the window's tokens. Dream-style backbones
-    predict position j at j - 1; classifier-free guidance contrasts with the prompt masked out."""
+    """Logits [b, width, V] predicting the window's tokens, in the backbone's dtype. Dream-style
+    backbones predict position j at j - 1; classifier-free guidance contrasts with the prompt masked out."""
     shift = int(backbone.shifted_logits)
     read = slice(start - shift, start - shift + width)
     if cfg_scale <= 0:
-        return backbone.logits(x, attention)[:, read].float()
+        return backbone.logits(x, attention)[:, read]
     unconditional = x.masked_fill(prompt_tokens, backbone.mask_id)
     cond, un = backbone.logits(torch.cat([x, unconditional]), torch.cat([attention, attention]))[:, read].chunk(2)
-    return (un + (cfg_scale + 1) * (cond - un)).float()
+    return un + (cfg_scale + 1) * (cond - un)
+
+
+def _scoring_dtype(logits: torch.Tensor, config: DecodeConfig) -> torch.dtype:
+    """float64, or under reference_precision the dtype the remasking rule's reference computes in:
+    LLaDA's low_confidence upcasts to float64, Dream and the CoDD authors' other rules do not."""
+    upcast = not config.reference_precision or (config.mode == "block" and config.remasking == "low_confidence")
+    return torch.float64 if upcast else logits.dtype
 
 
 def _uniforms(per_row: list[int], generators: list[torch.Generator], *shape: int,
@@ -160,7 +175,9 @@ def _nucleus(scores: torch.Tensor, top_p: float) -> torch.Tensor:
         if k == probs.shape[-1] or (top.sum(-1) > top_p).all():
             break  # every token below the k-th has more than top_p ranked above it
         k = min(4 * k, probs.shape[-1])
-    kept = torch.zeros_like(probs, dtype=torch.bool).scatter(-1, order, top.cumsum(-1) - top <= top_p)
+    # The mass ranked above each token, as a shifted running sum (what Dream rounds in bfloat16).
+    above = torch.cat([torch.zeros_like(top[..., :1]), top.cumsum(-1)[..., :-1]], -1)
+    kept = torch.zeros_like(probs, dtype=torch.bool).scatter(-1, order, above <= top_p)
     return scores.masked_fill(~kept, -torch.inf)
 
 
@@ -181,14 +198,16 @@ def draw_candidates(logits: torch.Tensor, per_row: list[int], config: DecodeConf
     scores [n, V] the confidence rules read)."""
     # Dream tempers before filtering and reads confidences off the tempered distribution; LLaDA off the raw one.
     tempered = config.mode == "full" and config.temperature > 0
-    scores = logits.double()
+    scores = logits.to(_scoring_dtype(logits, config))
     if tempered:
         scores = scores / config.temperature
     scores = filter_logits(scores, config.top_k, config.top_p)
     if config.temperature > 0:
         # Gumbel-max in float64: argmax exp(l) / (-log U)^T, taken in log space.
         log_gumbel = _uniforms(per_row, generators, scores.shape[-1], device=scores.device).log_().neg_().log_()
-        candidates = scores.sub(log_gumbel, alpha=1.0 if tempered else config.temperature).argmax(-1)
+        candidates = scores.double().sub(log_gumbel, alpha=1.0 if tempered else config.temperature).argmax(-1)
+    elif config.reference_precision and config.mode == "full":
+        candidates = scores.softmax(-1).argmax(-1)  # Dream's greedy pick: the first largest rounded probability
     else:
         candidates = scores.argmax(-1)
     return candidates, scores
@@ -205,9 +224,9 @@ def _commit(tokens: torch.Tensor, logits: torch.Tensor, counts: torch.Tensor, co
     if config.remasking == RANDOM:
         confidence = _uniforms(per_row, generators, device=scores.device)
     else:
-        confidence = CONFIDENCE_RULES[config.remasking](scores.softmax(-1), candidates)
+        confidence = REMASKING_RULES.get(config.remasking)(scores.softmax(-1), candidates)
     window_confidence = torch.full(masked.shape, -torch.inf, dtype=torch.float64, device=tokens.device)
-    window_confidence[masked] = confidence
+    window_confidence[masked] = confidence.double()  # exact: every dtype used fits in float64
     # Highest confidence first; a stable sort breaks exact ties towards the left.
     order = window_confidence.argsort(dim=1, descending=True, stable=True)
     ranks_kept = torch.arange(masked.shape[1], device=tokens.device) < counts.unsqueeze(1)
@@ -258,11 +277,11 @@ def generate(backbone, prompt_ids: torch.Tensor, attention_mask: torch.Tensor, c
             nfe[rows.cpu()] += calls_per_step
             row_generators = [generators[r] for r in rows.tolist()]
             tokens = x[rows, window]
-            proposed = logits if proposal is None else proposal(logits, tokens, row_generators)
+            proposed = logits if proposal is None else proposal(logits.float(), tokens, row_generators)
             committed, order = _commit(tokens, proposed, schedule[rows, step], config, row_generators, mask_id)
             recommit = getattr(proposal, "recommit", None)
             if recommit is not None:
-                committed = recommit(logits, tokens, committed, order, row_generators)
+                committed = recommit(logits.float(), tokens, committed, order, row_generators)
             x[rows, window] = committed
             if config.early_stop:
                 finished[rows] = _done(x[rows, prompt_width:], backbone.eos_id, mask_id)

@@ -2,14 +2,16 @@
 
 Each step commits the most confident positions and leaves the rest masked
 (DESIGN.md section 4.1). A rule reads the proposal distribution `probs`
-[n, V] (float64) and the chosen `candidates` [n] and returns one confidence per
-position, higher = commit sooner. `random` ignores both: its confidences are
+[n, V] (float64, or the model's dtype under reference precision) and the chosen
+`candidates` [n] and returns one confidence per position, higher = commit sooner. `random` ignores both: its confidences are
 U(0, 1) draws, taken by the engine from each row's own generator.
 """
 
 from __future__ import annotations
 
 import torch
+
+from harness.registry import Registry
 
 
 def low_confidence(probs: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
@@ -24,8 +26,9 @@ def margin(probs: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
 
 
 def entropy(probs: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
-    """Negative entropy, sum p log p (Dream's default); 0 log 0 counts as 0."""
-    return torch.special.xlogy(probs, probs).sum(-1)
+    """Negative entropy, sum p log(p + 1e-10) (Dream's default, in Dream's own form, so that it rounds
+    as Dream's does in bfloat16); 0 log 0 counts as 0."""
+    return (probs * (probs + 1e-10).log()).sum(-1)
 
 
 def topprob(probs: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
@@ -33,6 +36,9 @@ def topprob(probs: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
     return probs.max(-1).values
 
 
-CONFIDENCE_RULES = {"low_confidence": low_confidence, "margin": margin, "entropy": entropy, "topprob": topprob}
 RANDOM = "random"
-REMASKING_RULES = (*CONFIDENCE_RULES, RANDOM)
+# Rule name -> its confidence; `random` has none here (the engine draws it from each row's generator).
+REMASKING_RULES: Registry = Registry("remasking rule")
+for _rule in (low_confidence, margin, entropy, topprob):
+    REMASKING_RULES.add(_rule.__name__, _rule)
+REMASKING_RULES.add(RANDOM, None)

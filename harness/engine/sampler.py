@@ -2,21 +2,19 @@
 
 A sampler is named by a spec string, `name` or `name:key=value,key=value`
 (e.g. `codd:proposal=ao,gamma=0.5`). Sampler classes register themselves with
-`@register_sampler`; the built-in ones live in `baselines/` and `codd/` and are
-imported on first use, so this module stays upstream of them.
+`@register_sampler`; the built-in ones live in `baselines/` and `codd/`, plug-ins
+that the registry imports on first use (harness/registry.py), so this module stays
+upstream of them.
 """
 
 from __future__ import annotations
 
-import importlib
 from abc import ABC, abstractmethod
 
 import torch
 
 from harness.errors import HarnessError
-
-_REGISTRY: dict[str, type["Sampler"]] = {}
-_BUILTIN_MODULES = ("baselines.factorized", "baselines.sequential", "baselines.diffu_grpo", "codd.sampler")
+from harness.registry import Registry
 
 
 class Sampler(ABC):
@@ -61,20 +59,13 @@ class Sampler(ABC):
         `generators` gives each row its own random stream. Returns a harness.engine.decoding.Generation."""
 
 
-def register_sampler(cls: type[Sampler]) -> type[Sampler]:
-    _REGISTRY[cls.name] = cls
-    return cls
-
-
-def _load_builtin() -> None:
-    for module in _BUILTIN_MODULES:
-        importlib.import_module(module)
+SAMPLERS: Registry[type[Sampler]] = Registry("sampler", sort=True, plugins=True)
+register_sampler = SAMPLERS.register
 
 
 def list_samplers() -> dict[str, str]:
     """Sampler names with their one-line descriptions."""
-    _load_builtin()
-    return {name: _REGISTRY[name].description for name in sorted(_REGISTRY)}
+    return {name: cls.description for name, cls in SAMPLERS.items()}
 
 
 def _parse_value(text: str):
@@ -88,10 +79,8 @@ def _parse_value(text: str):
 
 def get_sampler(spec: str) -> Sampler:
     """Build a sampler from its spec string; unknown names or malformed options are a HarnessError."""
-    _load_builtin()
     name, _, opts = spec.partition(":")
-    if name not in _REGISTRY:
-        raise HarnessError(f"unknown sampler {name!r}; valid samplers: {', '.join(sorted(_REGISTRY))}")
+    cls = SAMPLERS.get(name)
     options = {}
     for item in filter(None, opts.split(",")):
         key, eq, value = item.partition("=")
@@ -99,6 +88,6 @@ def get_sampler(spec: str) -> Sampler:
             raise HarnessError(f"malformed option {item!r} in sampler spec {spec!r}; expected key=value")
         options[key.strip()] = _parse_value(value.strip())
     try:
-        return _REGISTRY[name](**options)
+        return cls(**options)
     except TypeError as err:
         raise HarnessError(f"bad options for sampler {name!r}: {err}") from None

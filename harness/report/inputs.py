@@ -39,9 +39,12 @@ class ReportInputs:
 
 def _read_json(path: Path) -> dict:
     try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
+        data = json.loads(path.read_bytes())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise HarnessError(f"cannot read {path}: {err}") from None
+    if not isinstance(data, dict):
+        raise HarnessError(f"cannot read {path}: not a JSON object")
+    return data
 
 
 def load_inputs(paths: list[str | Path]) -> ReportInputs:
@@ -56,7 +59,7 @@ def load_inputs(paths: list[str | Path]) -> ReportInputs:
             raise HarnessError(f"{path} is neither a run directory (no manifest.json) nor a gap result "
                                f"(no {GAP_FILE})")
         holder = lock_holder(path)  # read what is finished, without waiting for the run
-        run = Run(path, _read_json(store.manifest_path), store.records(), holder)
+        run = Run(path, _read_json(store.manifest_path), store.records(writing=holder is not None), holder)
         if holder:
             print(f"note: {path} is a run still in progress ({holder}); reading the {len(run.records)} samples "
                   f"finished so far", file=sys.stderr)

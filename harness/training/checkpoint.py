@@ -1,6 +1,8 @@
-"""Resumable training: every trainer (embedded model, CoDD circuit, diffu-GRPO adapter) keeps its whole
-state in one checkpoint file in its output folder, so re-running the same command continues exactly
-where a kill, or a --max-minutes chunk, stopped it."""
+"""The resumable state of a training run on disk. Every trainer (embedded model, CoDD circuit, diffu-GRPO
+adapter) keeps its whole state in one file in its output folder, so re-running the same command continues
+exactly where a kill, or a --max-minutes chunk, stopped it. Written atomically (a kill mid-write leaves the
+previous file intact), read back with a corrupt file reported as the user's to remove, and refused when
+it was written with other settings."""
 
 from __future__ import annotations
 
@@ -14,20 +16,26 @@ from harness.errors import HarnessError
 CHECKPOINT = "checkpoint.pt"
 
 
-def save_checkpoint(path: Path, contents: dict) -> None:
-    """Write atomically: a kill during the write leaves the previous checkpoint intact."""
+def save_checkpoint(state: dict, path: Path) -> None:
     tmp = path.with_suffix(".tmp")
-    torch.save(contents, tmp)
+    torch.save(state, tmp)
     os.replace(tmp, path)
 
 
-def load_checkpoint(path: Path, settings: dict[str, dict], resumable: tuple[str, ...] = ()) -> dict:
-    """The checkpoint at `path`, refused unless it was written with these `settings` (each key of the
-    checkpoint named there holds the dict it was saved with; fields in `resumable` may differ)."""
-    saved = torch.load(path, weights_only=False)
-    for key, expected in settings.items():
-        changed = sorted(k for k in expected if k not in resumable and saved[key].get(k) != expected[k])
+def load_checkpoint(path: Path, settings: dict[str, dict] | None = None, resumable: tuple[str, ...] = ()) -> dict:
+    """The state saved at `path`. With `settings`, refused unless it was written with them: each key of the
+    state named there holds the dict it was saved with, and only the fields in `resumable` may differ."""
+    try:
+        state = torch.load(path, weights_only=False)
+    except Exception as err:  # a truncated or foreign file fails inside torch in many ways; all mean the same here
+        raise HarnessError(f"{path} is corrupt ({type(err).__name__}); delete it to start over, "
+                           "or use a new --out") from None
+    if not isinstance(state, dict):
+        raise HarnessError(f"{path} is not a checkpoint of this harness; delete it to start over, or use a new --out")
+    for key, expected in (settings or {}).items():
+        saved = state.get(key) if isinstance(state.get(key), dict) else {}
+        changed = sorted(k for k in expected if k not in resumable and saved.get(k) != expected[k])
         if changed:
             raise HarnessError(f"{path} was written with other settings (differ: {', '.join(changed)}); "
                                "re-run with the same options or use a new --out")
-    return saved
+    return state

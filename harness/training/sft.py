@@ -112,10 +112,9 @@ class TrainState:
     curve: list[dict] = field(default_factory=list)
 
     def save(self, path: Path, config: TrainConfig) -> None:
-        save_checkpoint(path, {
-            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "generator": self.generator.get_state(), **{name: getattr(self, name) for name in _COUNTERS},
-            **self._settings(config)})
+        save_checkpoint({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                         "generator": self.generator.get_state(), **{name: getattr(self, name) for name in _COUNTERS},
+                         **self._settings(config)}, path)
 
     def load(self, path: Path, config: TrainConfig) -> None:
         saved = load_checkpoint(path, self._settings(config))
