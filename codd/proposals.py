@@ -6,12 +6,14 @@ log-probabilities rather than the logits changes log q_t only by a per-position 
 which the product's normaliser absorbs: the product distribution, and so every proposal
 below, is the same under either reading of "divided by tau".
 
-* latent (the paper's): a hidden path z from its posterior, then logits log q_t + log beta[z_t];
+How the product proposes tokens is one of three rules (the spec's `proposal=`):
+
+* Latent (the paper's): a hidden path z from its posterior, then logits log q_t + log beta[z_t];
   the engine's candidate and confidence rules run on them.
-* marginal (ours): the exact posterior marginals of the product; the engine's greedy
+* Marginal (ours): the exact posterior marginals of the product; the engine's greedy
   candidates and confidences come from them.
-* ao: positions are ranked by the exact marginals, then the chosen ones are drawn one at a
-  time from their exact conditionals (`recommit`), at the decoding temperature.
+* AnyOrder (`ao`): positions are ranked by the exact marginals, then the chosen ones are drawn
+  one at a time from their exact conditionals (`recommit`), at the decoding temperature.
 
 The PC is active in a row only while the window's mask ratio is at most gamma (gamma = 1:
 always, gamma = 0: never); elsewhere the backbone's own logits pass through unchanged.
@@ -19,21 +21,22 @@ always, gamma = 0: never); elsewhere the backbone's own logits pass through unch
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import torch
 
 from codd.hmm import HMM
-
-PROPOSALS = ("latent", "marginal", "ao")
+from harness.engine.decoding import DecodeConfig, Proposal, draw_candidates
+from harness.registry import Registry
 
 
 @dataclass(frozen=True)
 class Product:
-    """The product of an HMM and the backbone's distributions over a window, and how to draw from it."""
+    """The product of an HMM and the backbone's distributions over a window, and the rule that draws from it."""
 
     hmm: HMM
-    kind: str            # one of PROPOSALS
+    rule: ProposalRule
     gamma: float
     tau: float
     mask_id: int
@@ -48,13 +51,6 @@ class Product:
         ratio = (tokens == self.mask_id).double().mean(1)
         return (ratio <= self.gamma).nonzero().squeeze(1)
 
-    def logits(self, log_q: torch.Tensor, observed: torch.Tensor,
-               generators: list[torch.Generator]) -> torch.Tensor:
-        """Proposal logits [b, W, V]: latent-variable logits, or the exact marginals (marginal, ao)."""
-        if self.kind == "latent":
-            return self.hmm.latent_proposal_logits(log_q, self.hmm.sample_hidden(log_q, observed, generators))
-        return self.hmm.token_marginals(log_q, observed)
-
     def draw_in_order(self, log_q: torch.Tensor, observed: torch.Tensor, order: torch.Tensor,
                       generators: list[torch.Generator]) -> torch.Tensor:
         """The window's ids [b, W] after drawing the positions of `order` (-1 = none) one at a
@@ -67,7 +63,7 @@ def _select(generators: list[torch.Generator], rows: torch.Tensor) -> list[torch
     return [generators[r] for r in rows.tolist()]
 
 
-class BlockProposal:
+class BlockProposal(Proposal):
     """Block diffusion: the product over the current block replaces the backbone's logits."""
 
     def __init__(self, product: Product):
@@ -80,7 +76,8 @@ class BlockProposal:
             return logits
         log_q, observed = self.product.evidence(logits[rows], tokens[rows])
         proposed = logits.clone()
-        proposed[rows] = self.product.logits(log_q, observed, _select(generators, rows)).to(logits.dtype)
+        proposed[rows] = self.product.rule.logits(self.product.hmm, log_q, observed,
+                                                  _select(generators, rows)).to(logits.dtype)
         return proposed
 
 
@@ -97,3 +94,60 @@ class BlockAnyOrder(BlockProposal):
         committed = committed.clone()
         committed[rows] = self.product.draw_in_order(log_q, observed, order[rows], _select(generators, rows))
         return committed
+
+
+class ProposalRule(ABC):
+    """How the product proposes tokens: the spec's `proposal=`."""
+
+    name: str
+    block: type[BlockProposal] = BlockProposal  # block diffusion's hook: the engine draws from the proposal logits
+
+    @abstractmethod
+    def logits(self, hmm: HMM, log_q: torch.Tensor, observed: torch.Tensor,
+               generators: list[torch.Generator]) -> torch.Tensor:
+        """Proposal logits [b, W, V] of the product given the evidence."""
+
+    def draw(self, product: Product, log_q: torch.Tensor, observed: torch.Tensor, order: torch.Tensor,
+             chosen: torch.Tensor, config: DecodeConfig, generators: list[torch.Generator]) -> torch.Tensor:
+        """Tokens for the `chosen` positions [n, W] of windows laid over them (full diffusion), `order`
+        ranking them most confident first (-1 after the last)."""
+        proposal = self.logits(product.hmm, log_q, observed, generators)
+        return draw_candidates(proposal[chosen], chosen.sum(1).tolist(), config, generators)[0]
+
+
+class Latent(ProposalRule):
+    """The paper's proposal: a hidden path from its posterior (forward filtering, backward sampling),
+    then every position independently given it: exact ancestral sampling of the product."""
+
+    name = "latent"
+
+    def logits(self, hmm: HMM, log_q: torch.Tensor, observed: torch.Tensor,
+               generators: list[torch.Generator]) -> torch.Tensor:
+        return hmm.latent_proposal_logits(log_q, hmm.sample_hidden(log_q, observed, generators))
+
+
+class Marginal(ProposalRule):
+    """Ours: the exact posterior marginals of the product, from one forward-backward pass (no sampling noise)."""
+
+    name = "marginal"
+
+    def logits(self, hmm: HMM, log_q: torch.Tensor, observed: torch.Tensor,
+               generators: list[torch.Generator]) -> torch.Tensor:
+        return hmm.token_marginals(log_q, observed)
+
+
+class AnyOrder(Marginal):
+    """Positions ranked by the exact marginals, the chosen ones drawn one at a time from their exact
+    conditionals: more PC work per step, the same backbone calls."""
+
+    name = "ao"
+    block = BlockAnyOrder
+
+    def draw(self, product: Product, log_q: torch.Tensor, observed: torch.Tensor, order: torch.Tensor,
+             chosen: torch.Tensor, config: DecodeConfig, generators: list[torch.Generator]) -> torch.Tensor:
+        return product.draw_in_order(log_q, observed, order, generators)[chosen]
+
+
+PROPOSALS: Registry[type[ProposalRule]] = Registry("codd proposal", "proposals")
+for _rule in (Latent, Marginal, AnyOrder):
+    PROPOSALS.register(_rule)

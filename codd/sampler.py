@@ -17,7 +17,7 @@ from codd import load_pc
 from codd.defaults import default_pc_path, default_settings, shipped_pcs
 from codd.hmm import HMM
 from codd.hub import author_pc
-from codd.proposals import PROPOSALS, BlockAnyOrder, BlockProposal, Product
+from codd.proposals import PROPOSALS, Product
 from codd.windows import WindowedProposal
 from harness.engine.decoding import DecodeConfig, Generation, generate
 from harness.engine.sampler import Sampler, register_sampler
@@ -43,9 +43,7 @@ class CoDD(Sampler):
                  pc: str | None = None):
         given = {"proposal": proposal, "gamma": gamma, "tau": tau, "pc": pc}
         super().__init__(**{k: v for k, v in given.items() if v is not None and not (k == "proposal" and v == "latent")})
-        if proposal not in PROPOSALS:
-            raise HarnessError(f"unknown codd proposal {proposal!r}; valid proposals: {', '.join(PROPOSALS)}")
-        self.proposal = proposal
+        self.proposal, self.rule = proposal, PROPOSALS.get(proposal)()
         self.gamma = None if gamma is None else _check_number("gamma", gamma, 0.0, 1.0, low_open=False)
         self.tau = None if tau is None else _check_number("tau", tau, 0.0, float("inf"), low_open=True)
         self.pc_path = None if pc is None else str(pc)
@@ -85,9 +83,6 @@ class CoDD(Sampler):
     def generate(self, backbone, prompt_ids, attention_mask, config: DecodeConfig, generators) -> Generation:
         pc = self.pc_for(backbone)
         gamma, tau = self.settings(pc)
-        product = Product(pc, self.proposal, gamma, tau, backbone.mask_id, config.temperature)
-        if config.mode == "full":
-            proposal = WindowedProposal(product, config, pc.window)
-        else:
-            proposal = (BlockAnyOrder if self.proposal == "ao" else BlockProposal)(product)
+        product = Product(pc, self.rule, gamma, tau, backbone.mask_id, config.temperature)
+        proposal = WindowedProposal(product, config, pc.window) if config.mode == "full" else self.rule.block(product)
         return generate(backbone, prompt_ids, attention_mask, config, generators, proposal)

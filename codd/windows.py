@@ -17,7 +17,7 @@ import bisect
 import torch
 
 from codd.proposals import Product
-from harness.engine.decoding import DecodeConfig, draw_candidates
+from harness.engine.decoding import DecodeConfig, Proposal
 
 
 def cover(positions: list[int], width: int) -> list[int]:
@@ -29,16 +29,12 @@ def cover(positions: list[int], width: int) -> list[int]:
     return starts
 
 
-class WindowedProposal:
+class WindowedProposal(Proposal):
     """Full diffusion: the baseline rule chooses the positions (the engine's logits pass through
     unchanged), then `recommit` draws the chosen tokens from the product over windows around them."""
 
     def __init__(self, product: Product, config: DecodeConfig, width: int):
         self.product, self.config, self.width = product, config, width
-
-    def __call__(self, logits: torch.Tensor, tokens: torch.Tensor,
-                 generators: list[torch.Generator]) -> torch.Tensor:
-        return logits
 
     def recommit(self, logits: torch.Tensor, tokens: torch.Tensor, committed: torch.Tensor, order: torch.Tensor,
                  generators: list[torch.Generator]) -> torch.Tensor:
@@ -71,11 +67,8 @@ class WindowedProposal:
         observed = observed[row_index.unsqueeze(1), positions].masked_fill(~inside, -1)
         window_generators = [generators[r] for r in rows]
 
-        if self.product.kind == "ao":
-            drawn = self.product.draw_in_order(log_q, observed, local_order, window_generators)[chosen]
-        else:
-            proposal = self.product.logits(log_q, observed, window_generators)
-            drawn, _ = draw_candidates(proposal[chosen], chosen.sum(1).tolist(), self.config, window_generators)
+        drawn = self.product.rule.draw(self.product, log_q, observed, local_order, chosen, self.config,
+                                       window_generators)
         committed = committed.clone()
         committed[row_index.unsqueeze(1).expand_as(chosen)[chosen], positions[chosen]] = drawn
         return committed

@@ -7,7 +7,7 @@ from test_hmm_exact import chi_square_p, enumerate_product, sequence_index
 from tiny_backbone import TinyBackbone
 
 from codd import HMM, save_pc
-from codd.proposals import Product
+from codd.proposals import Latent, Product
 from codd.windows import cover
 from harness.engine.decoding import DecodeConfig
 from harness.engine.sampler import get_sampler
@@ -148,7 +148,7 @@ def test_a_row_decodes_the_same_alone_as_in_a_batch(backbone, tmp_path, mode, pr
 
 
 def test_activation_follows_the_windows_mask_ratio():
-    product = Product(hmm=None, kind="latent", gamma=0.5, tau=1.0, mask_id=9, temperature=1.0)
+    product = Product(hmm=None, rule=Latent(), gamma=0.5, tau=1.0, mask_id=9, temperature=1.0)
     tokens = torch.tensor([[9, 9, 9, 9], [9, 9, 1, 1], [9, 1, 1, 1], [9, 9, 9, 1]])
     assert product.active_rows(tokens).tolist() == [1, 2]
 

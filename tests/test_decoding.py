@@ -8,14 +8,14 @@ import pytest
 import torch
 
 from harness.backbones.base import Backbone
-from harness.engine.decoding import DecodeConfig, block_schedule, filter_logits, full_schedule, generate
+from harness.engine.decoding import DecodeConfig, Proposal, block_schedule, filter_logits, full_schedule, generate
 from harness.errors import HarnessError
 from harness.engine.remasking import entropy, low_confidence, margin, topprob
 from harness.engine.sampler import get_sampler
 from tiny_backbone import TinyBackbone
 
 
-class Recorder:
+class Recorder(Proposal):
     """An identity proposal that keeps what the engine showed it at each step."""
 
     def __init__(self):
@@ -296,11 +296,12 @@ def test_the_proposal_sees_the_window_and_its_rows_generators_and_decides_the_to
     row_generators = generators([1, 2, 3])
     seen = []
 
-    def forbid_low_ids(logits, tokens, gens):
-        seen.append((logits.shape, tokens.shape, gens))
-        return logits.index_fill(-1, torch.arange(5), -math.inf)
+    class ForbidLowIds(Proposal):
+        def __call__(self, logits, tokens, gens):
+            seen.append((logits.shape, tokens.shape, gens))
+            return logits.index_fill(-1, torch.arange(5), -math.inf)
 
-    out = generate(backbone, ids, mask, config, row_generators, forbid_low_ids)
+    out = generate(backbone, ids, mask, config, row_generators, ForbidLowIds())
     assert (out.tokens >= 5).all()
     for logits_shape, tokens_shape, gens in seen:
         assert logits_shape[1:] == (width, backbone.vocab_size) and tokens_shape[1] == width

@@ -31,7 +31,6 @@ Fast-dLLM's prefix or dual KV cache cuts the work of a block's later steps (engi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
 
 import torch
 
@@ -97,21 +96,27 @@ class Generation:
     nfe: list[int]           # backbone forward passes each row took part in (CFG counts 2 per step)
 
 
-class Proposal(Protocol):
+class Proposal:
     """Turns the backbone's logits over a window into proposal logits over the same window.
-    Factorized decoding is the identity; CoDD multiplies in an HMM circuit.
+    Factorized decoding is the identity (and passes no proposal at all); CoDD multiplies in an
+    HMM circuit.
 
-    A proposal may also define `recommit(logits, tokens, committed, order, generators)`,
-    called once the remasking rule has chosen the positions: it gets the backbone's logits,
-    the window before and after the step and `order` [B, W], the chosen positions most
-    confident first (-1 after each row's last), and returns the window to keep. CoDD uses
-    it to draw the chosen tokens one at a time (any-order proposal) or from HMM windows laid
-    over them (full diffusion)."""
+    `recommit(logits, tokens, committed, order, generators)` runs once the remasking rule has
+    chosen the positions: it gets the backbone's logits, the window before and after the step
+    and `order` [B, W], the chosen positions most confident first (-1 after each row's last),
+    and returns the window to keep: by default the engine's own commit. CoDD redraws the
+    chosen tokens one at a time (any-order proposal) or from HMM windows laid over them (full
+    diffusion)."""
 
     def __call__(self, logits: torch.Tensor, tokens: torch.Tensor,
                  generators: list[torch.Generator]) -> torch.Tensor:
         """logits [B, W, V] float32 and the window's current ids [B, W] (mask_id where masked),
         one generator per row -> proposal logits [B, W, V]."""
+        return logits
+
+    def recommit(self, logits: torch.Tensor, tokens: torch.Tensor, committed: torch.Tensor, order: torch.Tensor,
+                 generators: list[torch.Generator]) -> torch.Tensor:
+        return committed
 
 
 def block_schedule(masks: torch.Tensor, steps: int) -> torch.Tensor:
@@ -296,9 +301,8 @@ def generate(backbone, prompt_ids: torch.Tensor, attention_mask: torch.Tensor, c
             tokens = x[rows, window]
             proposed = logits if proposal is None else proposal(logits.float(), tokens, row_generators)
             committed, order = _commit(tokens, proposed, schedule[rows, step], config, row_generators, mask_id)
-            recommit = getattr(proposal, "recommit", None)
-            if recommit is not None:
-                committed = recommit(logits.float(), tokens, committed, order, row_generators)
+            if proposal is not None:
+                committed = proposal.recommit(logits.float(), tokens, committed, order, row_generators)
             x[rows, window] = committed
             if config.early_stop:
                 finished[rows] = _done(x[rows, prompt_width:], backbone.eos_id, mask_id)
