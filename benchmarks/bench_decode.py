@@ -70,14 +70,15 @@ def side_by_side(args) -> None:
             return tokens
         return run
 
+    wide = min(16, len(prompts))
     arms = {
         "reference (LLaDA's loop), batch 1": reference,
         "ours, batch 1": ours(exact, 1),
-        "ours, batch 16": ours(exact, 16),
-        "ours, batch 16, early stop": ours(fast, 16),
-        "ours, batch 16, early stop, cache prefix": ours(replace(fast, cache="prefix"), 16),
-        "ours, batch 16, early stop, cache dual": ours(replace(fast, cache="dual"), 16),
-        "ours, batch 16, early stop, cache dual, bf16": ours(replace(fast, cache="dual"), 16, "bfloat16"),
+        f"ours, batch {wide}": ours(exact, wide),
+        f"ours, batch {wide}, early stop": ours(fast, wide),
+        f"ours, batch {wide}, early stop, cache prefix": ours(replace(fast, cache="prefix"), wide),
+        f"ours, batch {wide}, early stop, cache dual": ours(replace(fast, cache="dual"), wide),
+        f"ours, batch {wide}, early stop, cache dual, bf16": ours(replace(fast, cache="dual"), wide, "bfloat16"),
     }
     print(f"1. embedded math model, {len(prompts)} gsm8k prompts, gen length {exact.gen_length}, {exact.steps} steps, "
           f"greedy low_confidence; {torch.get_num_threads()} threads; median of {args.repeats} interleaved repeats")
