@@ -35,7 +35,7 @@ def _log_matmul_exp(log_x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return torch.log((log_x - shift).exp() @ y) + shift
 
 
-def _uniforms(generators: list[torch.Generator], count: int, like: torch.Tensor) -> torch.Tensor:
+def _path_uniforms(generators: list[torch.Generator], count: int, like: torch.Tensor) -> torch.Tensor:
     """[B, count] draws from U(0, 1]; row b consumes only generators[b], so a row's
     samples never depend on its batch mates."""
     return torch.stack([1 - torch.rand(count, generator=g, device=like.device, dtype=like.dtype)
@@ -257,7 +257,7 @@ class HMM(nn.Module):
         log_alpha = tables.log_alpha
         filtered = self._forward(local, tables.log_pi, tables.alpha) + local
         width = local.shape[1]
-        uniform = _uniforms(generators, width, local)
+        uniform = _path_uniforms(generators, width, local)
         path = [_categorical(filtered[:, -1], uniform[:, -1])]
         for t in range(width - 2, -1, -1):
             path.append(_categorical(filtered[:, t] + log_alpha.T[path[-1]], uniform[:, t]))
@@ -289,7 +289,7 @@ class HMM(nn.Module):
         log_q, tables, local = self._prepare(log_q, observed)
         messages = _Messages(local, tables)
         rows = torch.arange(observed.shape[0], device=observed.device)
-        uniform = _uniforms(generators, order.shape[1], local)
+        uniform = _path_uniforms(generators, order.shape[1], local)
         observed = observed.clone()
         for k in range(order.shape[1]):
             position, active = chosen[:, k], order[:, k] >= 0

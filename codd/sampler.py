@@ -67,7 +67,7 @@ class CoDD(Sampler):
 
     def for_task(self, task: str, backbone) -> "CoDD":
         """Without `pc=`, a LLaDA or Dream backbone gets the authors' circuit for the task (codd/hub.py)."""
-        released = author_pc(backbone.model_family, task)
+        released = author_pc(backbone.architecture, task)
         if self.pc_path is not None or released is None:
             return self
         return CoDD(self.proposal, self.gamma, self.tau, released)

@@ -43,7 +43,7 @@ def network(backbone) -> torch.nn.Module:
 
 def lora_targets(backbone) -> tuple[str, ...] | str:
     """The projections LoRA goes on in `backbone`'s network (peft `target_modules`)."""
-    return LORA_TARGETS[backbone.model_family or "embedded"]
+    return LORA_TARGETS[backbone.architecture or "embedded"]
 
 
 def add_lora(model: torch.nn.Module, rank: int, alpha: float,

@@ -45,7 +45,8 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
 def list_models() -> dict[str, str]:
-    return {**{name: loader.description for name, loader in LOADERS.items()}, "PATH or HUB_ID": ANY_CHECKPOINT.description}
+    named = {name: loader.description for name, loader in LOADERS.items()}
+    return {**named, "PATH or HUB_ID": ANY_CHECKPOINT.description}
 
 
 def _loader(model: str) -> Loader:

@@ -16,12 +16,11 @@ from harness.errors import HarnessError
 
 @dataclass(frozen=True)
 class DecodingDefaults:
-    """A model family's published decoding settings (DESIGN.md section 4.1)."""
+    """An architecture's published decoding settings (DESIGN.md section 4.1); the block length is the task's."""
 
     mode: str = "block"            # "block" (LLaDA) or "full" (Dream)
     temperature: float = 0.0
     remasking: str = "low_confidence"
-    block_length: int = 32
     top_p: float | None = None
     top_k: int | None = None
 
@@ -42,7 +41,8 @@ class Backbone(ABC):
     pad_id: int
     vocab_size: int
     shifted_logits: bool = False
-    model_family: str | None = None  # "llada" or "dream" for released architectures (their task defaults)
+    architecture: str | None = None  # "llada" or "dream" for released ones (their decoding defaults, LoRA targets,
+                                     # the authors' circuits); a task's `family` is which embedded model serves it
     defaults: DecodingDefaults = DecodingDefaults()
     device: torch.device = torch.device("cpu")
     supports_cache: bool = False     # has logits_recording and logits_live (harness/engine/cache.py)

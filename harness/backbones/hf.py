@@ -26,20 +26,20 @@ from harness.errors import HarnessError
 
 
 @dataclass(frozen=True)
-class Family:
+class Architecture:
     defaults: DecodingDefaults
     shifted_logits: bool
 
 
-FAMILIES = {
+ARCHITECTURES = {
     # LLaDA: block diffusion, greedy, low-confidence remasking, blocks of 32.
-    "llada": Family(DecodingDefaults(mode="block", temperature=0.0, remasking="low_confidence", block_length=32),
-                    shifted_logits=False),
+    "llada": Architecture(DecodingDefaults(mode="block", temperature=0.0, remasking="low_confidence"),
+                          shifted_logits=False),
     # Dream: full diffusion, T 0.2, top-p 0.95, entropy ordering; predicts position j at j - 1. Top-k 50:
     # the authors call diffusion_generate without top_k, so the generation config built from the model
     # config carries transformers' default of 50.
-    "dream": Family(DecodingDefaults(mode="full", temperature=0.2, remasking="entropy", top_p=0.95, top_k=50),
-                    shifted_logits=True),
+    "dream": Architecture(DecodingDefaults(mode="full", temperature=0.2, remasking="entropy", top_p=0.95, top_k=50),
+                          shifted_logits=True),
 }
 
 
@@ -69,17 +69,17 @@ class TransformersBackbone(Backbone):
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.name = name
-        self.model_family = family
+        self.architecture = family
         self.mask_id, self.eos_id, self.pad_id, self.vocab_size = mask_id, eos_id, pad_id, vocab_size
-        self.shifted_logits = FAMILIES[family].shifted_logits
-        self.defaults = FAMILIES[family].defaults
+        self.shifted_logits = ARCHITECTURES[family].shifted_logits
+        self.defaults = ARCHITECTURES[family].defaults
         self.device = device
 
     def forward(self, ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         # Keywords only: LLaDA's second positional parameter is input_embeddings.
         if attention_mask is None or bool(attention_mask.all()):
             return self.model(input_ids=ids).logits
-        if self.model_family == "llada":
+        if self.architecture == "llada":
             return self.model(input_ids=ids, attention_mask=attention_mask).logits
         # Dream takes a pairwise [B, 1, T, T] mask and position ids that skip the left padding.
         keep = attention_mask.bool()
@@ -124,9 +124,9 @@ def load_transformers(model: str, dtype: torch.dtype, device: torch.device,
         where = "directory" if Path(source).is_dir() else "hub id (offline: only the local Hugging Face cache)"
         raise HarnessError(f"cannot load model {source!r} as a {where}: {str(err).splitlines()[0]}") from None
     family = str(getattr(config, "model_type", "")).lower()
-    if family not in FAMILIES:
+    if family not in ARCHITECTURES:
         raise HarnessError(f"model {source!r} has model_type {config.model_type!r}; supported families: "
-                           f"{', '.join(FAMILIES)}")
+                           f"{', '.join(ARCHITECTURES)}")
     mask_id, eos_id, pad_id, vocab_size = _special_ids(source, config, _declared_config(source), tokenizer)
     if release and (family, mask_id, vocab_size) != (release.family, release.mask_id, release.vocab_size):
         raise HarnessError(f"{source} is not the released {model}: family {family}, mask id {mask_id}, vocab "

@@ -175,7 +175,7 @@ def _scoring_dtype(logits: torch.Tensor, config: DecodeConfig) -> torch.dtype:
     return torch.float64 if upcast else logits.dtype
 
 
-def _uniforms(per_row: list[int], generators: list[torch.Generator], *shape: int,
+def _position_uniforms(per_row: list[int], generators: list[torch.Generator], *shape: int,
               device: torch.device) -> torch.Tensor:
     """U(0, 1) draws [sum(per_row), *shape] in float64, each row's from its own generator."""
     draws = torch.empty(sum(per_row), *shape, dtype=torch.float64, device=device)
@@ -224,7 +224,8 @@ def draw_candidates(logits: torch.Tensor, per_row: list[int], config: DecodeConf
     scores = filter_logits(scores, config.top_k, config.top_p)
     if config.temperature > 0:
         # Gumbel-max in float64: argmax exp(l) / (-log U)^T, taken in log space.
-        log_gumbel = _uniforms(per_row, generators, scores.shape[-1], device=scores.device).log_().neg_().log_()
+        uniforms = _position_uniforms(per_row, generators, scores.shape[-1], device=scores.device)
+        log_gumbel = uniforms.log_().neg_().log_()
         candidates = scores.double().sub(log_gumbel, alpha=1.0 if tempered else config.temperature).argmax(-1)
     elif config.reference_precision and config.mode == "full":
         candidates = scores.softmax(-1).argmax(-1)  # Dream's greedy pick: the first largest rounded probability
@@ -242,7 +243,7 @@ def _commit(tokens: torch.Tensor, logits: torch.Tensor, counts: torch.Tensor, co
     per_row = masked.sum(1).tolist()
     candidates, scores = draw_candidates(logits[masked], per_row, config, generators)
     if config.remasking == RANDOM:
-        confidence = _uniforms(per_row, generators, device=scores.device)
+        confidence = _position_uniforms(per_row, generators, device=scores.device)
     else:
         confidence = REMASKING_RULES.get(config.remasking)(scores.softmax(-1), candidates)
     window_confidence = torch.full(masked.shape, -torch.inf, dtype=torch.float64, device=tokens.device)
