@@ -6,14 +6,14 @@ import pytest
 import torch
 
 from codd import HMM
-from codd.hmm import _categorical, _log_matmul_exp, _uniforms
+from codd.hmm import _categorical, _log_matmul_exp, _path_uniforms
 
 
 def whole_pass_any_order(hmm, log_q, observed, order, generators, temperature):
     """Before each commit, every message from scratch (HMM._forward and HMM._backward)."""
     log_q, tables, local = hmm._prepare(log_q, observed)
     rows = torch.arange(observed.shape[0])
-    uniform = _uniforms(generators, order.shape[1], local)
+    uniform = _path_uniforms(generators, order.shape[1], local)
     observed = observed.clone()
     for k in range(order.shape[1]):
         position, active = order[:, k].clamp_min(0), order[:, k] >= 0
