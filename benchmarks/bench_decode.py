@@ -1,60 +1,170 @@
-"""Decoding speed of the factorized sampler on the embedded math model.
+"""Decoding speed on the embedded math model, every arm side by side in one run.
 
-Measures generated tokens per second at batch 1 and 16, float32 against
-bfloat16, side by side in one run, and prints the ratios. Early stop is off so
-every configuration decodes the full gen length.
+1. LLaDA's published generate loop (re-stated in tests/llada_reference.py, the one the tests hold
+   our engine to) at batch 1 against our engine at batch 1 and 16, then with early stop, the
+   approximate KV cache (`dual`) and bfloat16: samples/s, the ratio to the reference, and how many
+   completions (text up to the first EOS) are identical to the reference's. Greedy, low_confidence.
+2. One forward pass of the model: float32 weights, bfloat16 weights and float32 weights under
+   bfloat16 autocast, at batch 1 and 16.
+3. The CoDD HMM's emission product at the real shape (N = 1024, V = 126464, W = 32, every position
+   masked) in bfloat16 against float32: its time, and the relative error of log Z against float64.
 
-    python benchmarks/bench_decode.py [--data-dir ../shared/data] [--steps 64] [--repeats 2]
+The arms take turns within each repeat, so a change in machine load hits them alike; each figure
+is the median over the repeats, and the load average is printed beside it.
+
+    python benchmarks/bench_decode.py [--data-dir ../shared/data] [--limit 16] [--steps 64] [--repeats 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import statistics
+import sys
 import time
+from dataclasses import replace
+from pathlib import Path
 
 import torch
 
-from harness.backbones import load_backbone
-from harness.engine.decoding import DecodeConfig
-from harness.engine.sampler import get_sampler
-from tasks import get_task
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from llada_reference import llada_generate  # noqa: E402  (the test suite's re-statement, not a copy)
+
+from codd import HMM  # noqa: E402
+from harness.backbones import load_backbone  # noqa: E402
+from harness.engine.decoding import DecodeConfig, generate  # noqa: E402
+from tasks import get_task  # noqa: E402
+
+STATES, VOCAB, WIDTH = 1024, 126464, 32
 
 
-def tokens_per_second(backbone, prompts, config, repeats: int) -> float:
-    ids, mask = backbone.left_pad(prompts)
-    sampler = get_sampler("factorized")
-    best = float("inf")
-    for _ in range(repeats):
-        generators = [torch.Generator().manual_seed(i) for i in range(len(prompts))]
-        start = time.perf_counter()
-        sampler.generate(backbone, ids, mask, config, generators)
-        best = min(best, time.perf_counter() - start)
-    return len(prompts) * config.gen_length / best
+def timed(fn):
+    start = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - start, result
+
+
+def load() -> str:
+    return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def side_by_side(args) -> None:
+    task = get_task("gsm8k")
+    models = {dtype: load_backbone("embedded", task.family, dtype) for dtype in ("float32", "bfloat16")}
+    examples = task.load(limit=args.limit, data_dir=args.data_dir)
+    prompts = [models["float32"].encode_chat(task.prompt(ex)) for ex in examples]
+    exact = DecodeConfig(gen_length=task.gen_length, steps=args.steps, block_length=task.block_length, early_stop=False)
+    fast = replace(exact, early_stop=True)
+
+    def reference():
+        model = models["float32"]
+        return [llada_generate(lambda x: model.logits(x), torch.tensor([p]), exact.steps, exact.gen_length,
+                               exact.block_length, 0.0, 0.0, "low_confidence", model.mask_id, None)[0] for p in prompts]
+
+    def ours(config, batch, dtype="float32"):
+        def run():
+            model, tokens = models[dtype], []
+            for first in range(0, len(prompts), batch):
+                ids, mask = model.left_pad(prompts[first:first + batch])
+                tokens += list(generate(model, ids, mask, config, [torch.Generator() for _ in ids]).tokens)
+            return tokens
+        return run
+
+    wide = min(16, len(prompts))
+    arms = {
+        "reference (LLaDA's loop), batch 1": reference,
+        "ours, batch 1": ours(exact, 1),
+        f"ours, batch {wide}": ours(exact, wide),
+        f"ours, batch {wide}, early stop": ours(fast, wide),
+        f"ours, batch {wide}, early stop, cache prefix": ours(replace(fast, cache="prefix"), wide),
+        f"ours, batch {wide}, early stop, cache dual": ours(replace(fast, cache="dual"), wide),
+        f"ours, batch {wide}, early stop, cache dual, bf16": ours(replace(fast, cache="dual"), wide, "bfloat16"),
+    }
+    print(f"1. embedded math model, {len(prompts)} gsm8k prompts, gen length {exact.gen_length}, {exact.steps} steps, "
+          f"greedy low_confidence; {torch.get_num_threads()} threads; median of {args.repeats} interleaved repeats")
+    seconds = {name: [] for name in arms}
+    outputs = {}
+    for _ in range(args.repeats):
+        for name, arm in arms.items():
+            elapsed, outputs[name] = timed(arm)
+            seconds[name].append(elapsed)
+    text = {name: [models["float32"].decode(t.tolist()) for t in tokens] for name, tokens in outputs.items()}
+    base = next(iter(arms))
+    for name in arms:
+        ratios = [b / s for b, s in zip(seconds[base], seconds[name])]
+        same = sum(a == b for a, b in zip(text[name], text[base]))
+        print(f"   {name:<46} {len(prompts) / statistics.median(seconds[name]):6.2f} samples/s   "
+              f"{statistics.median(ratios):5.2f}x the reference   identical {same}/{len(prompts)}")
+    print(f"   ({load()})")
+
+
+def forward_speed(args) -> None:
+    model = load_backbone("embedded", "math", "float32")
+    half = load_backbone("embedded", "math", "bfloat16")
+    print("2. one forward pass of the embedded math model, 320 tokens")
+    for batch in (1, 16):
+        ids = torch.randint(0, model.vocab_size, (batch, 320), generator=torch.Generator().manual_seed(0))
+
+        def autocast():
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                return model.logits(ids)
+        arms = {"float32": lambda: model.logits(ids), "bfloat16 weights": lambda: half.logits(ids),
+                "float32 + bf16 autocast": autocast}
+        seconds = {name: [] for name in arms}
+        for _ in range(args.repeats * 3):
+            for name, arm in arms.items():
+                seconds[name].append(timed(arm)[0])
+        fp32 = statistics.median(seconds["float32"])
+        print("   batch {:>2}: ".format(batch) + "; ".join(
+            f"{name} {1e3 * statistics.median(s):.1f} ms ({fp32 / statistics.median(s):.2f}x)"
+            for name, s in seconds.items()))
+    print(f"   ({load()})")
+
+
+def emission_product(args) -> None:
+    """log Z = forward recursion over the local factors log sum_v beta[h, v] q_t(v); only the product's
+    dtype changes (the recursion stays in float32), against the same computation in float64."""
+    print(f"3. HMM emission product at N={STATES}, V={VOCAB}, W={WIDTH}, batch 1, every position masked")
+    g = torch.Generator().manual_seed(0)
+    hmm = HMM.random(STATES, VOCAB, generator=g, scale=1.0).freeze()
+    tables = hmm.tables()
+    log_q = torch.randn(1, WIDTH, VOCAB, generator=g).mul_(3).log_softmax(-1)
+    shift = log_q.amax(-1, keepdim=True)
+    q = (log_q - shift).exp_()[0]
+
+    def log_z(local):
+        local = local.unsqueeze(0) + shift.to(local.dtype)
+        pred = HMM._forward(local, tables.log_pi.to(local.dtype), tables.alpha.to(local.dtype))
+        return torch.logsumexp(pred[:, -1] + local[:, -1], -1).item()
+
+    beta_t = tables.beta.T
+    with torch.no_grad():
+        exact = log_z((q.double() @ beta_t.double()).log())  # a float64 copy of beta: 1 GB, freed below
+        q16, beta16 = q.bfloat16(), beta_t.bfloat16()
+        arms = {"float32": lambda: (q @ beta_t).log(), "bfloat16": lambda: (q16 @ beta16).float().log()}
+        seconds = {name: [] for name in arms}
+        for _ in range(args.repeats):
+            for name, arm in arms.items():
+                seconds[name].append(timed(arm)[0])
+        fp32 = statistics.median(seconds["float32"])
+        for name, arm in arms.items():
+            error = abs(log_z(arm()) - exact) / abs(exact)
+            print(f"   {name:<9} product {1e3 * statistics.median(seconds[name]):7.1f} ms "
+                  f"({fp32 / statistics.median(seconds[name]):.2f}x float32), log Z relative error vs float64 {error:.1e}")
+    print(f"   ({load()})")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--limit", type=int, default=16, help="gsm8k prompts")
     parser.add_argument("--steps", type=int, default=64)
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--parts", default="1,2,3", help="which of the three measurements to run")
     args = parser.parse_args()
-
-    task = get_task("gsm8k")
-    examples = task.load(limit=16, data_dir=args.data_dir)
-    config = DecodeConfig(gen_length=task.gen_length, steps=args.steps, block_length=task.block_length,
-                          early_stop=False)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; gsm8k prompts, gen length "
-          f"{config.gen_length}, {args.steps} steps, early stop off; best of {args.repeats}")
-    results = {}
-    for dtype in ("float32", "bfloat16"):
-        backbone = load_backbone("embedded", task.family, dtype)
-        prompts = [backbone.encode_chat(task.prompt(ex)) for ex in examples]
-        for batch in (1, 16):
-            results[dtype, batch] = tokens_per_second(backbone, prompts[:batch], config, args.repeats)
-            print(f"{dtype:<9} batch {batch:>2}: {results[dtype, batch]:8.1f} tokens/s")
-    for batch in (1, 16):
-        print(f"bf16 / fp32 at batch {batch:>2}: {results['bfloat16', batch] / results['float32', batch]:.2f}x")
-    print(f"batch 16 / batch 1 (fp32): {results['float32', 16] / results['float32', 1]:.2f}x")
+    parts = {"1": side_by_side, "2": forward_speed, "3": emission_product}
+    for part in args.parts.split(","):
+        parts[part](args)
 
 
 if __name__ == "__main__":

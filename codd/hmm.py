@@ -31,8 +31,7 @@ def _log_matmul_exp(log_x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """log(exp(log_x) @ y) for non-negative y, stable: each row of log_x is shifted
     by its max before the matmul and the shift is added back in log space. Terms
     below the dtype's smallest normal number relative to a row's largest term are lost."""
-    shift = log_x.detach().amax(-1, keepdim=True)
-    shift = torch.where(torch.isfinite(shift), shift, torch.zeros_like(shift))
+    shift = log_x.detach().amax(-1, keepdim=True).nan_to_num_(0.0, 0.0, 0.0)  # an all -inf row: no shift
     return torch.log((log_x - shift).exp() @ y) + shift
 
 
@@ -280,25 +279,73 @@ class HMM(nn.Module):
         order, -1 for no commit; temperature divides the conditional log-probabilities,
         0 means argmax. Returns `observed` with the committed tokens filled in.
 
-        The local factors are computed once; a commit only replaces its position's
-        factor, so each commit costs one forward-backward, O(W N^2 + N V)."""
+        The local factors are computed once and a commit replaces only its position's
+        factor, so the messages are kept between commits and extended only as far as the
+        next position needs (`_Messages`): a commit costs |p' - p| message steps and one
+        O(N V) product, not a whole forward-backward."""
         chosen = order.clamp_min(0)
         if ((observed.gather(1, chosen) >= 0) & (order >= 0)).any():
             raise ValueError("sample_any_order: every position in `order` must be masked (-1 in observed)")
         log_q, tables, local = self._prepare(log_q, observed)
-        log_pi, alpha, beta = tables.log_pi, tables.alpha, tables.beta
+        messages = _Messages(local, tables)
         rows = torch.arange(observed.shape[0], device=observed.device)
         uniform = _path_uniforms(generators, order.shape[1], local)
         observed = observed.clone()
         for k in range(order.shape[1]):
             position, active = chosen[:, k], order[:, k] >= 0
-            around = (self._forward(local, log_pi, alpha) + self._backward(local, alpha))[rows, position]
-            conditional = torch.log_softmax(log_q[rows, position] + _log_matmul_exp(around, beta), -1)
+            if not active.any():
+                continue  # the engine pads every row's order to the window width
+            around = messages.around(position, active)
+            conditional = torch.log_softmax(log_q[rows, position] + _log_matmul_exp(around, tables.beta), -1)
             if temperature == 0:
                 token = conditional.argmax(-1)
             else:
                 token = _categorical(conditional / temperature, uniform[:, k])
             observed[rows, position] = torch.where(active, token, observed[rows, position])
             committed = tables.log_emissions_for(token) + log_q[rows, position, token].unsqueeze(-1)
-            local[rows, position] = torch.where(active.unsqueeze(-1), committed, local[rows, position])
+            messages.replace(position, active, committed)
         return observed
+
+
+class _Messages:
+    """Forward and backward messages over local log-factors [B, W, N] that change one
+    position at a time. Changing t's factor leaves the forward messages at s <= t and the
+    backward messages at s >= t as they were (each excludes its own position's factor), so
+    every row keeps how far its messages are valid and a query recomputes only the steps
+    between there and the queried position, for the rows that need them."""
+
+    def __init__(self, local: torch.Tensor, tables: Tables):
+        self.local, self.alpha = local, tables.alpha
+        batch, width, _ = local.shape
+        self.log_pred = torch.zeros_like(local)
+        self.log_pred[:, 0] = tables.log_pi
+        self.log_back = torch.zeros_like(local)
+        self.rows = torch.arange(batch, device=local.device)
+        self.forward_valid = torch.zeros(batch, dtype=torch.long, device=local.device)        # log_pred[:, :fv + 1]
+        self.backward_valid = torch.full_like(self.forward_valid, width - 1)                  # log_back[:, bv:]
+
+    def around(self, position: torch.Tensor, active: torch.Tensor) -> torch.Tensor:
+        """log_pred + log_back at each row's position [B, N]; only the active rows' are brought up to date."""
+        reach = torch.where(active, torch.maximum(self.forward_valid, position), self.forward_valid)
+        behind = reach > self.forward_valid
+        if behind.any():
+            for t in range(int(self.forward_valid[behind].min()) + 1, int(reach.max()) + 1):
+                stale = ((self.forward_valid < t) & (t <= reach)).unsqueeze(-1)
+                step = _log_matmul_exp(self.log_pred[:, t - 1] + self.local[:, t - 1], self.alpha)
+                self.log_pred[:, t] = torch.where(stale, step, self.log_pred[:, t])
+            self.forward_valid = reach
+        reach = torch.where(active, torch.minimum(self.backward_valid, position), self.backward_valid)
+        behind = reach < self.backward_valid
+        if behind.any():
+            for t in range(int(self.backward_valid[behind].max()) - 1, int(reach.min()) - 1, -1):
+                stale = ((reach <= t) & (t < self.backward_valid)).unsqueeze(-1)
+                step = _log_matmul_exp(self.local[:, t + 1] + self.log_back[:, t + 1], self.alpha.T)
+                self.log_back[:, t] = torch.where(stale, step, self.log_back[:, t])
+            self.backward_valid = reach
+        return self.log_pred[self.rows, position] + self.log_back[self.rows, position]
+
+    def replace(self, position: torch.Tensor, active: torch.Tensor, factor: torch.Tensor) -> None:
+        """Set each active row's local factor at `position` [B] to `factor` [B, N]."""
+        self.local[self.rows, position] = torch.where(active.unsqueeze(-1), factor, self.local[self.rows, position])
+        self.forward_valid = torch.where(active, torch.minimum(self.forward_valid, position), self.forward_valid)
+        self.backward_valid = torch.where(active, torch.maximum(self.backward_valid, position), self.backward_valid)

@@ -24,6 +24,7 @@ from harness.backbones import backbone_key, load_backbone
 from harness.backbones.base import Backbone
 from harness.distributed import World, describe_rank
 from harness.engine.budget import budget_steps
+from harness.engine.cache import check_cache
 from harness.engine.decoding import DecodeConfig
 from harness.engine.sampler import Sampler, get_sampler
 from harness.errors import HarnessError
@@ -52,6 +53,7 @@ class RunOptions:
     cfg_scale: float = 0.0
     early_stop: bool = True
     reference_precision: bool = False
+    cache: str = "none"             # approximate KV cache (harness/engine/cache.py)
     model: str = "embedded"
     dtype: str | None = None        # None: bfloat16 on CUDA, float32 elsewhere
     protocol: str = "native"
@@ -116,6 +118,7 @@ def _decode_config(task: Task, backbone: Backbone, options: RunOptions, protocol
         top_k=defaults.top_k if options.top_k is None else (options.top_k or None),
         early_stop=options.early_stop,
         reference_precision=options.reference_precision,
+        cache=options.cache,
     )
 
 
@@ -148,6 +151,7 @@ def plan(options: RunOptions, device: torch.device | str = "cpu", only_applicabl
             backbones[key] = load_backbone(options.model, task.family, options.dtype, device,
                                            options.trust_remote_code)
         backbone = backbones[key]
+        check_cache(options.cache, backbone)
         for remasking in options.remasking or (backbone.defaults.remasking,):
             base = _decode_config(task, backbone, options, protocol, remasking)
             budgets = budget_steps(task.name, base.gen_length, options.steps, tokens_per_step)
@@ -218,7 +222,8 @@ def _run_batch(job: Job, batch: list[Example], options: RunOptions) -> list[Reco
             job.cell, example_id=ex.id, seed=options.seed, row_seed=seeds[row],
             completion=completion, extracted=score.extracted, correct=bool(score.correct), details=score.details,
             reference=ex.reference, nfe=int(generation.nfe[row]), seconds=round(seconds, 6), top_p=config.top_p,
-            top_k=config.top_k, reference_precision=config.reference_precision, answer_rule=options.answer_rule))
+            top_k=config.top_k, reference_precision=config.reference_precision, answer_rule=options.answer_rule,
+            cache=config.cache))
     return records
 
 

@@ -70,6 +70,7 @@ class Record:
     top_k: int | None = None
     reference_precision: bool = False
     answer_rule: str = FLEXIBLE
+    cache: str = "none"
 
     def key(self) -> tuple:
         """What makes a sample unique: its cell and example."""

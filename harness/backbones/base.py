@@ -45,6 +45,7 @@ class Backbone(ABC):
                                      # the authors' circuits); a task's `family` is which embedded model serves it
     defaults: DecodingDefaults = DecodingDefaults()
     device: torch.device = torch.device("cpu")
+    supports_cache: bool = False     # has logits_recording and logits_live (harness/engine/cache.py)
 
     @abstractmethod
     def logits(self, ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -53,6 +54,15 @@ class Backbone(ABC):
     def forward(self, ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """`logits`, differentiable in the network's weights (RL training calls it with gradients on)."""
         raise HarnessError(f"backbone {self.name} cannot be trained: it has no differentiable forward pass")
+
+    def logits_recording(self, ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, list]:
+        """`logits` and each layer's keys and values of the pass (backbones with `supports_cache`)."""
+        raise NotImplementedError(f"backbone {self.name} has no KV cache")
+
+    def logits_live(self, ids: torch.Tensor, attention_mask: torch.Tensor, frozen: list, live: slice) -> torch.Tensor:
+        """Logits [B, len(live), V] of the `live` span of ids [B, T], every other position's keys and
+        values taken from `frozen` (as `logits_recording` gave them): approximate where ids changed since."""
+        raise NotImplementedError(f"backbone {self.name} has no KV cache")
 
     def encode_chat(self, messages: list[dict]) -> list[int]:
         """Prompt token ids: the chat template applied, ending where the assistant's answer starts."""

@@ -51,6 +51,18 @@ class EmbeddedBackbone(Backbone):
     def logits(self, ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         return self.forward(ids, attention_mask)
 
+    supports_cache = True
+
+    @torch.no_grad()
+    def logits_recording(self, ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, list]:
+        record = []
+        logits = self.model.lm_head(self.model.hidden(ids, attention_mask, record=record)).float()
+        return logits, record
+
+    @torch.no_grad()
+    def logits_live(self, ids: torch.Tensor, attention_mask: torch.Tensor, frozen: list, live: slice) -> torch.Tensor:
+        return self.model.lm_head(self.model.hidden(ids, attention_mask, frozen, live)).float()
+
 
 def save_embedded(model: MaskedDiffusionTransformer, out_dir: str | Path, family: str, tokenizer_dir: str | Path) -> None:
     """Export a trained model to `out_dir` in the layout `load_embedded_dir` reads."""

@@ -8,6 +8,10 @@ Two details make it safe to decode with left-padded batches:
 * RoPE positions count only real tokens (cumulative sum of the attention mask),
 so a row's logits do not depend on how much padding precedes it.
 
+A pass may cover only a `live` span of the sequence and take every other position's keys and
+values from an earlier pass (`frozen`, as `hidden` records them): Fast-dLLM's approximate KV
+cache for block diffusion (harness/engine/cache.py).
+
 Optional grid structure embeddings (sudoku): `grid_regions` lists regions of a square grid,
 each as the offsets *from the end of the sequence* of its cells in row-major order. The
 answer is always the last `gen_length` tokens and the prompt template is fixed, so these
@@ -64,13 +68,20 @@ class Attention(nn.Module):
         self.qkv = nn.Linear(config.d_model, 3 * config.d_model, bias=False)
         self.out = nn.Linear(config.d_model, config.d_model, bias=False)
 
-    def forward(self, x, cos, sin, key_mask):
+    def forward(self, x, cos, sin, key_mask, frozen=None, live=slice(None)):
+        """(output, this pass's (keys, values) [B, H, T, hd]). With `frozen` (the whole sequence's
+        keys and values) x covers only `live`, and the rest of the keys and values are the frozen ones."""
         B, T, D = x.shape
         q, k, v = self.qkv(x).view(B, T, 3, self.n_head, D // self.n_head).permute(2, 0, 3, 1, 4)
         q = q * cos + rotate_half(q) * sin
         k = k * cos + rotate_half(k) * sin
+        kept = (k, v)
+        if frozen is not None:
+            keys, values = frozen
+            k = torch.cat([keys[:, :, :live.start], k, keys[:, :, live.stop:]], 2)
+            v = torch.cat([values[:, :, :live.start], v, values[:, :, live.stop:]], 2)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask)
-        return self.out(y.transpose(1, 2).reshape(B, T, D))
+        return self.out(y.transpose(1, 2).reshape(B, T, D)), kept
 
 
 class SwiGLU(nn.Module):
@@ -92,9 +103,10 @@ class Block(nn.Module):
         self.mlp_norm = nn.RMSNorm(config.d_model)
         self.mlp = SwiGLU(config)
 
-    def forward(self, x, cos, sin, key_mask):
-        x = x + self.attn(self.attn_norm(x), cos, sin, key_mask)
-        return x + self.mlp(self.mlp_norm(x))
+    def forward(self, x, cos, sin, key_mask, frozen=None, live=slice(None)):
+        attended, kept = self.attn(self.attn_norm(x), cos, sin, key_mask, frozen, live)
+        x = x + attended
+        return x + self.mlp(self.mlp_norm(x)), kept
 
 
 class GridEmbedding(nn.Module):
@@ -160,17 +172,24 @@ class MaskedDiffusionTransformer(nn.Module):
         """Logits [B, T, V] for ids [B, T]; `attention_mask` [B, T] is False at (left) padding."""
         return self.lm_head(self.hidden(ids, attention_mask))
 
-    def hidden(self, ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Final normalised hidden states [B, T, D]; training applies `lm_head` to masked positions only."""
+    def hidden(self, ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+               frozen: list[tuple[torch.Tensor, torch.Tensor]] | None = None, live: slice = slice(None),
+               record: list | None = None) -> torch.Tensor:
+        """Final normalised hidden states [B, T, D]; training applies `lm_head` to masked positions only.
+        With `frozen` (one (keys, values) per layer, of the whole sequence) only the `live` span is
+        computed, against the frozen keys and values elsewhere: [B, len(live), D]. `record`, if given,
+        gets each layer's (keys, values) of this pass."""
         if attention_mask is None:
             attention_mask = torch.ones_like(ids, dtype=torch.bool)
         attention_mask = attention_mask.bool()
-        positions = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+        positions = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)[:, live]
         angles = positions[:, None, :, None].float() * self.inv_freq                  # [B, 1, T, hd/2]
-        x = self.embed(ids)
+        x = self.embed(ids)[:, live]
         angles = torch.cat((angles, angles), -1)
         cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
         key_mask = attention_mask[:, None, None, :]
-        for block in self.blocks:
-            x = block(x, cos, sin, key_mask)
+        for layer, block in enumerate(self.blocks):
+            x, kept = block(x, cos, sin, key_mask, None if frozen is None else frozen[layer], live)
+            if record is not None:
+                record.append(kept)
         return self.norm(x)

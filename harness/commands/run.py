@@ -15,6 +15,7 @@ from harness.backbones import resolve_device
 from harness.commands.arguments import add_data_dir, name_list, positive_int, positive_int_list, sampler_list
 from harness.distributed import (DEFAULT_BARRIER_TIMEOUT_MINUTES, claim_device, describe_rank, detect_world,
                                  process_group)
+from harness.engine.cache import CACHE_MODES
 from harness.engine.sampler import list_samplers
 from harness.protocols import PROTOCOLS
 from harness.run_lock import RunLock
@@ -65,6 +66,10 @@ def add_parser(commands) -> None:
     p.add_argument("--reference-precision", action="store_true",
                    help="compute confidences in the dtype the reference loops use (Dream's, the CoDD authors': the "
                         "model's, bfloat16 on a GPU) instead of float64, to reproduce their commits exactly")
+    p.add_argument("--cache", default="none", choices=CACHE_MODES,
+                   help="approximate KV cache for block diffusion (Fast-dLLM): prefix keeps the prompt's and finished "
+                        "blocks' keys and values, dual also the masked blocks after the current one; refreshed at each "
+                        "block; the embedded models only (default none: exact)")
     p.add_argument("--model", default="embedded",
                    help="backbone: embedded, llada-8b-instruct, dream-7b-instruct, or a checkpoint directory / "
                         "Hugging Face hub id (read from the local cache when HF_HUB_OFFLINE=1; default: embedded)")
@@ -124,6 +129,7 @@ def main(args: argparse.Namespace) -> int:
         limit=args.limit, seed=args.seed, batch_size=args.batch_size, gen_length=args.gen_length,
         block_length=args.block_length, temperature=args.temperature, top_p=args.top_p, top_k=args.top_k,
         cfg_scale=args.cfg_scale, early_stop=not args.no_early_stop, reference_precision=args.reference_precision,
+        cache=args.cache,
         model=args.model, dtype=args.dtype, split=args.split, data_dir=args.data_dir, protocol=args.protocol,
         trust_remote_code=args.trust_remote_code,
         answer_rule=args.answer_rule)

@@ -24,7 +24,8 @@ the references' torch.topk leaves their order unspecified (it differs between CP
 Beyond the references: every row draws its randomness from its own
 generator (a row's output does not depend on its batch), a row that commits
 nothing in a step skips the forward pass, and with `early_stop` a row is done
-once it commits an EOS with nothing masked before it.
+once it commits an EOS with nothing masked before it. Optionally (`cache`, approximate)
+Fast-dLLM's prefix or dual KV cache cuts the work of a block's later steps (engine/cache.py).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from dataclasses import dataclass
 
 import torch
 
+from harness.engine.cache import CACHE_MODES, BlockCache, check_cache
 from harness.engine.remasking import RANDOM, REMASKING_RULES
 from harness.errors import HarnessError
 
@@ -53,6 +55,7 @@ class DecodeConfig:
     eps: float = 1e-3              # full diffusion's final timestep
     early_stop: bool = True        # stop a row once an EOS is committed and every position before it is unmasked
     reference_precision: bool = False  # confidences in the dtype the reference loop uses (module docstring)
+    cache: str = "none"            # approximate KV cache for block diffusion: none, prefix or dual (engine/cache.py)
 
     def validate(self) -> None:
         """Raise a one-line HarnessError naming the first setting that cannot work."""
@@ -81,6 +84,10 @@ class DecodeConfig:
             raise HarnessError(f"top-k must be >= 1 (0 on the command line: no top-k filter), got {self.top_k}")
         if not 0 < self.eps < 1:
             raise HarnessError(f"eps must be in (0, 1), got {self.eps}")
+        if self.cache not in CACHE_MODES:
+            raise HarnessError(f"unknown cache mode {self.cache!r}; valid modes: {', '.join(CACHE_MODES)}")
+        if self.cache != "none" and self.mode != "block":
+            raise HarnessError(f"--cache {self.cache} works with block diffusion only, not {self.mode} diffusion")
 
 
 @dataclass
@@ -141,15 +148,23 @@ def _windows(config: DecodeConfig, prompt_width: int) -> list[tuple[int, int, in
 
 
 def window_logits(backbone, x: torch.Tensor, attention: torch.Tensor, prompt_tokens: torch.Tensor,
-                   start: int, width: int, cfg_scale: float) -> torch.Tensor:
+                   start: int, width: int, cfg_scale: float, cache: BlockCache | None = None,
+                   rows: torch.Tensor | None = None) -> torch.Tensor:
     """Logits [b, width, V] predicting the window's tokens, in the backbone's dtype. Dream-style
-    backbones predict position j at j - 1; classifier-free guidance contrasts with the prompt masked out."""
+    backbones predict position j at j - 1; classifier-free guidance contrasts with the prompt masked out.
+    With a `cache`, `rows` [b] names the rows of x (distinct ints, e.g. their indices in the batch)."""
     shift = int(backbone.shifted_logits)
-    read = slice(start - shift, start - shift + width)
+
+    def run(ids, mask, keys):
+        if cache is None:
+            return backbone.logits(ids, mask)[:, start - shift:start - shift + width]
+        return cache.logits(ids, mask, keys, start - shift, width)
+
     if cfg_scale <= 0:
-        return backbone.logits(x, attention)[:, read]
+        return run(x, attention, rows)
     unconditional = x.masked_fill(prompt_tokens, backbone.mask_id)
-    cond, un = backbone.logits(torch.cat([x, unconditional]), torch.cat([attention, attention]))[:, read].chunk(2)
+    keys = None if rows is None else torch.cat([2 * rows, 2 * rows + 1])
+    cond, un = run(torch.cat([x, unconditional]), torch.cat([attention, attention]), keys).chunk(2)
     return un + (cfg_scale + 1) * (cond - un)
 
 
@@ -257,6 +272,7 @@ def generate(backbone, prompt_ids: torch.Tensor, attention_mask: torch.Tensor, c
     """Decode a left-padded batch of prompts [B, P] (attention_mask False at padding).
     `generators` gives each row its own random stream; `proposal` None = factorized decoding."""
     config.validate()
+    check_cache(config.cache, backbone)
     batch, prompt_width = prompt_ids.shape
     if len(generators) != batch or prompt_width == 0:
         raise ValueError(f"need a non-empty prompt and one generator per row: {batch} rows, "
@@ -269,6 +285,7 @@ def generate(backbone, prompt_ids: torch.Tensor, attention_mask: torch.Tensor, c
     nfe = torch.zeros(batch, dtype=torch.long)
     finished = torch.zeros(batch, dtype=torch.bool, device=device)
 
+    cache = None if config.cache == "none" else BlockCache(backbone, config.cache)
     for start, width, steps in _windows(config, prompt_width):
         window = slice(start, start + width)
         masks = (x[:, window] == mask_id).sum(1)
@@ -279,7 +296,7 @@ def generate(backbone, prompt_ids: torch.Tensor, attention_mask: torch.Tensor, c
             if rows.numel() == 0:
                 continue
             logits = window_logits(backbone, x[rows], attention[rows], prompt_tokens[rows], start, width,
-                                    config.cfg_scale)
+                                    config.cfg_scale, cache, rows)
             nfe[rows.cpu()] += calls_per_step
             row_generators = [generators[r] for r in rows.tolist()]
             tokens = x[rows, window]
