@@ -168,3 +168,22 @@ def test_train_command_exports_a_loadable_model_and_its_compute_record(tmp_path,
     assert math.isfinite(record["val_loss"])
     assert [point["step"] for point in record["val_curve"]] == [2, 3]
     assert not (out / "checkpoint.pt").exists()
+
+
+def test_train_init_from_continues_an_exported_model_and_counts_both_runs(tmp_path, capsys):
+    first, second = tmp_path / "first", tmp_path / "second"
+    tiny = ["--family", "names", "--batch-size", "8", "--quiet"]
+    assert cli(["train", *tiny, "--steps", "3", "--layers", "1", "--heads", "2", "--dim", "16", "--out", str(first)]) == 0
+    # A learning rate too small to move the weights: the continued model is the first one, not a new draw.
+    assert cli(["train", *tiny, "--steps", "2", "--lr", "1e-9", "--init-from", str(first), "--out", str(second)]) == 0
+    before, after = load_embedded_dir(first).model.state_dict(), load_embedded_dir(second).model.state_dict()
+    for name in before:
+        assert torch.allclose(before[name], after[name], atol=1e-3), name
+    records = [json.loads((out / "compute.json").read_text()) for out in (first, second)]
+    assert records[1]["steps"] == 5 and records[1]["tokens"] > records[0]["tokens"]
+    assert records[1]["wall_seconds"] == pytest.approx(sum(s["wall_seconds"] for s in records[1]["stages"]))
+    assert [s["steps"] for s in records[1]["stages"]] == [3, 2]
+    assert "--init-from" in records[1]["command"]
+
+    assert cli(["train", *tiny, "--steps", "2", "--dim", "32", "--init-from", str(first), "--out", str(tmp_path / "x")]) == 2
+    assert "--dim 32 differs from the --init-from model's 16" in capsys.readouterr().err

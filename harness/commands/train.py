@@ -14,7 +14,9 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from harness.backbones.embedded import ASSETS, save_embedded
+import json
+
+from harness.backbones.embedded import ASSETS, load_embedded_dir, save_embedded
 from harness.backbones.tokenizer import load_tokenizer
 from harness.backbones.transformer import TransformerConfig
 from harness.commands.arguments import add_data_dir, explicit_command, positive_float, positive_int
@@ -50,6 +52,10 @@ def add_parser(commands) -> None:
     p.add_argument("--precision", choices=PRECISIONS, default=None,
                    help="bfloat16: autocast the matrix products (2.4x faster on a CPU with AVX512-BF16; weights and "
                         "optimizer stay float32)")
+    p.add_argument("--init-from", default=None, metavar="DIR",
+                   help="continue training a model that train exported (e.g. harness/assets/embedded/math): its "
+                        "weights and architecture, a fresh optimizer and learning-rate schedule; compute.json then "
+                        "counts the compute of both runs")
     p.add_argument("--max-minutes", type=positive_float, default=None,
                    help="checkpoint and stop after this much wall time; re-run the same command to resume")
     p.add_argument("--checkpoint-every", type=positive_int, default=100, help="steps between checkpoints (default 100)")
@@ -80,26 +86,45 @@ def tokenizer_for(directory: Path, data_dir: str | None):
 
 def command_line(args: argparse.Namespace) -> str:
     """The full command with every option explicit, as recorded in compute.json."""
-    names = ("family", "out", "steps", "batch_size", "lr", "seed", "layers", "heads", "dim", "precision")
+    names = ("family", "out", "init_from", "steps", "batch_size", "lr", "seed", "layers", "heads", "dim", "precision")
     return explicit_command("train", {**{name: getattr(args, name) for name in names}, "data_dir": args.data_dir or None})
+
+
+def starting_model(args: argparse.Namespace, tokenizer):
+    """(architecture, weights, compute record) of --init-from; architecture options default to its own."""
+    start = load_embedded_dir(args.init_from)
+    config = start.model.config
+    for option, value in (("layers", config.n_layer), ("heads", config.n_head), ("dim", config.d_model)):
+        if getattr(args, option) not in (None, value):
+            raise HarnessError(f"--{option} {getattr(args, option)} differs from the --init-from model's {value}; "
+                               "leave it out to keep that model's architecture")
+        setattr(args, option, value)
+    if len(tokenizer) != config.vocab_size:
+        raise HarnessError(f"--init-from {args.init_from} has {config.vocab_size} tokens but the tokenizer "
+                           f"{args.tokenizer} has {len(tokenizer)}")
+    record = Path(args.init_from) / "compute.json"
+    return config, start.model.state_dict(), json.loads(record.read_text()) if record.is_file() else None
 
 
 def main(args: argparse.Namespace) -> int:
     preset = MODEL_PRESETS[args.family]
+    out, tokenizer_dir = Path(args.out), Path(args.tokenizer)
+    tokenizer = tokenizer_for(tokenizer_dir, args.data_dir)
+    start_config, start_weights, previous = starting_model(args, tokenizer) if args.init_from else (None, None, None)
     for option in ("steps", "batch_size", "lr", "layers", "heads", "dim", "precision"):
         if getattr(args, option) is None:
             setattr(args, option, getattr(preset, option))
     if args.dim % args.heads or (args.dim // args.heads) % 2:
         raise HarnessError(f"--dim {args.dim} must split into --heads {args.heads} heads of even width")
-    out, tokenizer_dir = Path(args.out), Path(args.tokenizer)
-    tokenizer = tokenizer_for(tokenizer_dir, args.data_dir)
 
     pairs = family_pairs(args.family, tokenizer, args.data_dir)
     val_pairs, train_pairs = held_out_split(pairs, args.seed)
-    model_config = TransformerConfig(vocab_size=len(tokenizer), n_layer=args.layers, n_head=args.heads,
-                                     d_model=args.dim, grid_regions=grid_regions(pairs, tokenizer) if preset.grid else [])
+    model_config = start_config or TransformerConfig(
+        vocab_size=len(tokenizer), n_layer=args.layers, n_head=args.heads, d_model=args.dim,
+        grid_regions=grid_regions(pairs, tokenizer) if preset.grid else [])
     config = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                         checkpoint_every=args.checkpoint_every, autocast_bf16=args.precision == "bfloat16")
+                         checkpoint_every=args.checkpoint_every, autocast_bf16=args.precision == "bfloat16",
+                         init_from=args.init_from and str(Path(args.init_from).resolve()))
 
     bar = tqdm(total=args.steps, desc=f"train {args.family}", disable=args.quiet, unit="step")
 
@@ -109,7 +134,7 @@ def main(args: argparse.Namespace) -> int:
 
     state = train(model_config, config, train_pairs, val_pairs, out, tokenizer.mask_token_id,
                   tokenizer.pad_token_id, on_step=show,
-                  max_seconds=None if args.max_minutes is None else 60 * args.max_minutes)
+                  max_seconds=None if args.max_minutes is None else 60 * args.max_minutes, init_weights=start_weights)
     bar.close()
     if state.step < args.steps:
         val = "-" if state.val_loss is None else f"{state.val_loss:.4f}"
@@ -122,7 +147,7 @@ def main(args: argparse.Namespace) -> int:
                          tokens=state.tokens, trainable_params=params, flops_estimate=6.0 * params * state.tokens,
                          command=command_line(args), val_loss=state.val_loss, train_pairs=len(train_pairs),
                          val_pairs=len(val_pairs), threads=torch.get_num_threads(), precision=args.precision,
-                         val_curve=state.curve)
+                         val_curve=state.curve, previous=previous)
     (out / CHECKPOINT).unlink()
     print(f"{args.family}: {state.step} steps, val loss {state.val_loss:.4f}, {state.wall_seconds:.0f} s -> {out}")
     return 0
