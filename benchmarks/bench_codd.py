@@ -47,7 +47,7 @@ def sampler_overhead(args) -> None:
                           early_stop=False)
     specs = ["factorized", "codd", "codd:gamma=1", "codd:proposal=ao", "codd:proposal=ao,gamma=1"]
     samplers = {spec: get_sampler(spec) for spec in specs}
-    gamma = samplers["codd"].settings(samplers["codd"].pc_for(backbone))[0]
+    gamma = samplers["codd"].chosen(backbone).gamma
     print(f"1. embedded math model, {len(examples)} gsm8k prompts at batch {len(examples)}, gen length "
           f"{config.gen_length}, {args.steps} steps, early stop off; the PC's own gamma is {gamma}")
     best = {spec: float("inf") for spec in specs}

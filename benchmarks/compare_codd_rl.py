@@ -16,7 +16,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from baselines.grpo.adapter import shipped_adapters
-from codd.defaults import shipped_pcs
+from codd.choice import shipped_pcs
 from harness.stats import mcnemar_exact
 
 PAIRS = (("diffu-grpo", "factorized"), ("codd", "factorized"), ("codd", "diffu-grpo"))

@@ -3,9 +3,9 @@ per-token distributions (DESIGN.md 4.2).
 
 Spec options: `proposal` (latent, the paper's and the default; marginal; ao), `gamma`
 (apply the PC while the window's mask ratio is at most gamma), `tau` (PC temperature on the
-backbone's log-probabilities) and `pc` (a pyjuice .jpc file or a saved PC directory; by
-default the PC shipped for the backbone). gamma and tau default to the values recorded with
-the PC. Block diffusion applies the product to the current block; full diffusion to windows
+backbone's log-probabilities) and `pc` (a pyjuice .jpc file, a saved PC directory or a hub id);
+what is left out, codd/choice.py chooses (the task's released circuit or the backbone's shipped
+PC, and the gamma and tau recorded with it). Block diffusion applies the product to the current block; full diffusion to windows
 of the PC's width laid over the positions the baseline rule picks (codd/windows.py).
 """
 
@@ -13,10 +13,8 @@ from __future__ import annotations
 
 from numbers import Real
 
-from codd import load_pc
-from codd.defaults import default_pc_path, default_settings, shipped_pcs
-from codd.hmm import HMM
-from codd.hub import author_pc
+from codd import locate_pc
+from codd.choice import ChosenPC, PCSpec, pin, resolve, shipped_pcs
 from codd.proposals import PROPOSALS, Product
 from codd.windows import WindowedProposal
 from harness.engine.decoding import DecodeConfig, Generation, generate
@@ -44,45 +42,33 @@ class CoDD(Sampler):
         given = {"proposal": proposal, "gamma": gamma, "tau": tau, "pc": pc}
         super().__init__(**{k: v for k, v in given.items() if v is not None and not (k == "proposal" and v == "latent")})
         self.proposal, self.rule = proposal, PROPOSALS.get(proposal)()
-        self.gamma = None if gamma is None else _check_number("gamma", gamma, 0.0, 1.0, low_open=False)
-        self.tau = None if tau is None else _check_number("tau", tau, 0.0, float("inf"), low_open=True)
-        self.pc_path = None if pc is None else str(pc)
-        self._given_pc = None if pc is None else load_pc(self.pc_path)  # a bad path fails when the spec is read
-        self._pcs: dict[str, HMM] = {}
+        self.pc_spec = PCSpec(
+            None if pc is None else str(pc),
+            None if gamma is None else _check_number("gamma", gamma, 0.0, 1.0, low_open=False),
+            None if tau is None else _check_number("tau", tau, 0.0, float("inf"), low_open=True))
+        if pc is not None:
+            locate_pc(pc)  # a bad path fails when the spec is read
+        self._chosen: dict[str, ChosenPC] = {}
 
-    def pc_for(self, backbone) -> HMM:
-        """The PC this sampler uses with `backbone` (loaded once), checked against its vocabulary."""
-        if backbone.name not in self._pcs:
-            pc = self._given_pc if self._given_pc is not None else load_pc(default_pc_path(backbone.name))
-            if pc.vocab_size != backbone.vocab_size:
-                source = self.pc_path or default_pc_path(backbone.name)
-                raise HarnessError(f"the CoDD PC {source} has a vocabulary of {pc.vocab_size} tokens but "
-                                   f"backbone {backbone.name} has {backbone.vocab_size} (the width of its logits, "
-                                   f"padded embeddings included)")
-            self._pcs[backbone.name] = pc.freeze().to(backbone.device)
-        return self._pcs[backbone.name]
+    def chosen(self, backbone) -> ChosenPC:
+        """The PC, gamma and tau this sampler decodes `backbone` with (codd/choice.py), read once."""
+        if backbone.name not in self._chosen:
+            self._chosen[backbone.name] = resolve(self.pc_spec, backbone)
+        return self._chosen[backbone.name]
 
     def applies_to(self, backbone) -> bool:
-        return self._given_pc is not None or backbone.name in shipped_pcs()
+        return self.pc_spec.pc is not None or backbone.name in shipped_pcs()
 
     def for_task(self, task: str, backbone) -> "CoDD":
-        """Without `pc=`, a LLaDA or Dream backbone gets the authors' circuit for the task (codd/hub.py)."""
-        released = author_pc(backbone.architecture, task)
-        if self.pc_path is not None or released is None:
-            return self
-        return CoDD(self.proposal, self.gamma, self.tau, released)
+        """Without `pc=`, a LLaDA or Dream backbone gets the authors' circuit for the task, named in the spec."""
+        spec = pin(self.pc_spec, backbone, task)
+        return self if spec == self.pc_spec else CoDD(self.proposal, spec.gamma, spec.tau, spec.pc)
 
     def check(self, backbone) -> None:
-        self.pc_for(backbone)
-
-    def settings(self, pc: HMM) -> tuple[float, float]:
-        """(gamma, tau): the spec's, else the PC's recorded defaults."""
-        gamma, tau = default_settings(pc.metadata)
-        return (gamma if self.gamma is None else self.gamma), (tau if self.tau is None else self.tau)
+        self.chosen(backbone)
 
     def generate(self, backbone, prompt_ids, attention_mask, config: DecodeConfig, generators) -> Generation:
-        pc = self.pc_for(backbone)
-        gamma, tau = self.settings(pc)
-        product = Product(pc, self.rule, gamma, tau, backbone.mask_id, config.temperature)
-        proposal = WindowedProposal(product, config, pc.window) if config.mode == "full" else self.rule.block(product)
+        chosen = self.chosen(backbone)
+        product = Product(chosen.hmm, self.rule, chosen.gamma, chosen.tau, backbone.mask_id, config.temperature)
+        proposal = WindowedProposal(product, config, chosen.hmm.window) if config.mode == "full" else self.rule.block(product)
         return generate(backbone, prompt_ids, attention_mask, config, generators, proposal)

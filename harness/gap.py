@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from codd.choice import check_fits
 from harness.backbones.base import Backbone
 from harness.engine.decoding import window_logits
 from harness.errors import HarnessError
@@ -121,18 +122,12 @@ def window_nll(backbone: Backbone, pc, window: GapWindow, ratios=RATIOS, tau: fl
     return nll
 
 
-def check_pc_fits(pc, backbone: Backbone) -> None:
-    if pc.vocab_size != backbone.vocab_size:
-        raise HarnessError(f"the PC has a vocabulary of {pc.vocab_size} tokens but the backbone "
-                           f"{backbone.name} has {backbone.vocab_size}; use a PC trained for this backbone")
-
-
 def measure_gap(task: Task, backbone: Backbone, pc, examples: list[Example], width: int = 32, ratios=RATIOS,
                 tau: float = 1.0, seed: int = 0, batch_size: int = 32, progress=None) -> dict:
     """The gap curve over `examples`: per ratio the mean NLL per masked token and perplexity
     of each method, the gap (factorized - sequential NLL), the fraction of it CoDD closes with
     a 95% bootstrap interval over solutions, plus every solution's own NLLs."""
-    check_pc_fits(pc, backbone)
+    check_fits(pc, backbone)
     if tau <= 0:
         raise HarnessError(f"tau must be positive, got {tau}")
     per_example, ids, skipped = [], [], 0

@@ -160,12 +160,12 @@ def test_cover_uses_the_fewest_windows_and_keeps_clusters_apart():
     assert cover([], 4) == []
 
 
-def test_gamma_and_tau_default_to_the_pcs_metadata(tmp_path):
+def test_gamma_and_tau_default_to_the_pcs_metadata(backbone, tmp_path):
     pc = saved(sticky_hmm(seed=6), tmp_path, gamma=0.7, tau=0.3)
-    sampler = get_sampler(f"codd:pc={pc}")
-    assert sampler.settings(sampler._given_pc) == (0.7, 0.3)
+    chosen = get_sampler(f"codd:pc={pc}").chosen(backbone)
+    assert (chosen.gamma, chosen.tau, chosen.source) == (0.7, 0.3, str(pc))
     sampler = get_sampler(f"codd:pc={pc},gamma=0.2")
-    assert sampler.settings(sampler._given_pc) == (0.2, 0.3)
+    assert (sampler.chosen(backbone).gamma, sampler.chosen(backbone).tau) == (0.2, 0.3)
     assert sampler.spec == f"codd:gamma=0.2,pc={pc}"
 
 

@@ -196,17 +196,18 @@ def test_measure_gap_skips_solutions_that_do_not_fit_and_rejects_a_foreign_pc():
 
 def test_gap_command_writes_json_csv_and_figures(tmp_path):
     from codd import save_pc
-    from codd.defaults import shipped_pcs
+    from codd.choice import shipped_pcs
     from harness.backbones import load_backbone
     from harness.cli import main as cli
 
     vocab = load_backbone("embedded", "names").vocab_size
-    save_pc(HMM.random(4, vocab, torch.Generator().manual_seed(0)), tmp_path / "pc")
+    save_pc(HMM.random(4, vocab, torch.Generator().manual_seed(0)), tmp_path / "pc", tau=0.5)
     out = tmp_path / "gap"
     args = ["gap", "--task", "names", "--window", "2", "--limit", "30", "--pc", str(tmp_path / "pc"), "--quiet"]
     assert cli(args + ["--out", str(out)]) == 0
     result = json.loads((out / "gap.json").read_text())
     assert result["solutions"] == 30 and result["skipped"] == 0 and result["width"] == 2
+    assert result["tau"] == 0.5  # without --tau, the PC's own, as the codd sampler would use it
     for row in result["rows"]:
         assert row["perplexity"]["factorized"] == pytest.approx(math.exp(row["nll"]["factorized"]), rel=1e-5)
     assert len((out / "gap.csv").read_text().splitlines()) == 1 + len(RATIOS)

@@ -353,7 +353,7 @@ def test_released_pc_is_the_default_for_its_task_from_the_cache(checkpoints, tmp
                             trust_remote_code=True, gen_length=32, block_length=16, steps=(8,), limit=1,
                             data_dir=str(data_dir)))
     assert [c.sampler.spec for c in cells] == ["codd:gamma=0.5,pc=il18/llada-gsm-pc"]
-    assert cells[0].sampler.pc_for(cells[0].backbone).num_states == 48
+    assert cells[0].sampler.chosen(cells[0].backbone).hmm.num_states == 48
 
 
 def test_uncached_released_pc_offline_is_a_clear_error(tmp_path, monkeypatch):

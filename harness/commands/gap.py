@@ -10,12 +10,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from codd import load_pc
-from codd.defaults import shipped_pcs
+from codd.choice import PCSpec, resolve
 from harness import environment
 from harness.backbones import load_backbone
 from harness.commands.arguments import add_data_dir, positive_float, positive_int
-from harness.errors import HarnessError
 from harness.gap import measure_gap, table_rows
 from harness.report import formatting
 from harness.store import write_json_atomic
@@ -32,10 +30,11 @@ def add_parser(commands) -> None:
     p.add_argument("--task", default="gsm8k", help="task whose solutions are measured (default gsm8k)")
     p.add_argument("--split", default="test", help="split of held-out solutions (default test)")
     p.add_argument("--limit", type=positive_int, default=200, help="first N solutions (default 200)")
-    p.add_argument("--pc", default=None, help="the CoDD PC: a pyjuice .jpc file or a directory written by save_pc "
-                                              "(default: the PC shipped for the backbone)")
-    p.add_argument("--tau", type=positive_float, default=1.0,
-                   help="PC temperature: the backbone's log-probs are divided by it (default 1, the trained product)")
+    p.add_argument("--pc", default=None, help="the CoDD PC: a pyjuice .jpc file, a directory written by save_pc or a "
+                                              "hub id (default: as `run` chooses for the task, the PC shipped for "
+                                              "the backbone on the embedded model)")
+    p.add_argument("--tau", type=positive_float, default=None,
+                   help="PC temperature: the backbone's log-probs are divided by it (default: the PC's own, as in run)")
     p.add_argument("--window", type=positive_int, default=None,
                    help="window width W in tokens (default: the PC's own, 32 for the paper's text PCs)")
     p.add_argument("--model", default="embedded", help="backbone (default: embedded)")
@@ -52,19 +51,14 @@ def main(args: argparse.Namespace) -> int:
     task = get_task(args.task)
     examples = task.load(split=args.split, limit=args.limit, data_dir=args.data_dir)
     backbone = load_backbone(args.model, task.family, args.dtype)
-    pc_path = args.pc or shipped_pcs().get(backbone.name)
-    if pc_path is None:
-        raise HarnessError(f"no CoDD PC is shipped for backbone {backbone.name} (shipped for: "
-                           f"{', '.join(sorted(shipped_pcs())) or 'none'}); pass --pc PATH (a pyjuice .jpc file "
-                           f"or a directory written by save_pc)")
-    pc = load_pc(pc_path).freeze().to(backbone.device)
+    chosen = resolve(PCSpec(pc=args.pc, tau=args.tau), backbone, task.name)
     out = Path(args.out or f"results/{datetime.now():%Y%m%d-%H%M%S}-gap-{task.name}")
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     with tqdm(total=len(examples), disable=args.quiet, unit="solution", desc=f"gap {task.name}") as bar:
-        result = measure_gap(task, backbone, pc, examples, width=args.window or pc.window, tau=args.tau,
+        result = measure_gap(task, backbone, chosen.hmm, examples, width=args.window or chosen.hmm.window, tau=chosen.tau,
                              seed=args.seed, batch_size=args.batch_size, progress=bar.update)
-    result.update(model=args.model, pc=str(pc_path), split=args.split, command=" ".join(sys.argv),
+    result.update(model=args.model, pc=chosen.source, split=args.split, command=" ".join(sys.argv),
                   created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                   seconds=round(time.perf_counter() - start, 1), environment=environment.describe())
     from harness.report import plots  # imported on use: matplotlib costs seconds at start-up
