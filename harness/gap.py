@@ -26,6 +26,7 @@ solution instead of the sum over ratios (29 instead of 144 at W = 32).
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -59,20 +60,30 @@ class GapWindow:
         return sorted(self.order[:masked_count(ratio, self.width)])
 
 
+@dataclass(frozen=True)
+class Layout:
+    """How a run lays a solution out: the prompt it writes for an example (its protocol's) and its gen length."""
+
+    prompt: Callable[[Example], list[dict]]
+    gen_length: int
+
+
 def masked_count(ratio: float, width: int) -> int:
     """Tokens masked at `ratio` in a window of `width` (at least one)."""
     return max(1, round(ratio * width))
 
 
-def layout_window(task: Task, backbone: Backbone, ex: Example, width: int, rng: random.Random) -> GapWindow | None:
+def layout_window(task: Task, backbone: Backbone, ex: Example, width: int, rng: random.Random,
+                  layout: Layout | None = None) -> GapWindow | None:
     """`ex`'s prompt and target as the decoder sees them, with a block-aligned window of
     `width` target tokens drawn at random; None when the target is shorter than a window
-    or longer than the task's gen length (the decoder could not have produced it)."""
-    prompt = backbone.encode_chat(task.prompt(ex))
+    or longer than the gen length (the decoder could not have produced it)."""
+    layout = layout or Layout(task.prompt, task.gen_length)
+    prompt = backbone.encode_chat(layout.prompt(ex))
     target = backbone.tokenizer(task.target(ex), add_special_tokens=False)["input_ids"]
-    if len(target) < width or len(target) > task.gen_length:
+    if len(target) < width or len(target) > layout.gen_length:
         return None
-    answer = target + [backbone.eos_id] * (task.gen_length - len(target))
+    answer = target + [backbone.eos_id] * (layout.gen_length - len(target))
     block = rng.randrange(len(target) // width)
     order = list(range(width))
     rng.shuffle(order)
@@ -123,17 +134,19 @@ def window_nll(backbone: Backbone, pc, window: GapWindow, ratios=RATIOS, tau: fl
 
 
 def measure_gap(task: Task, backbone: Backbone, pc, examples: list[Example], width: int = 32, ratios=RATIOS,
-                tau: float = 1.0, seed: int = 0, batch_size: int = 32, progress=None) -> dict:
+                tau: float = 1.0, seed: int = 0, batch_size: int = 32, progress=None,
+                layout: Layout | None = None) -> dict:
     """The gap curve over `examples`: per ratio the mean NLL per masked token and perplexity
     of each method, the gap (factorized - sequential NLL), the fraction of it CoDD closes with
-    a 95% bootstrap interval over solutions, plus every solution's own NLLs."""
+    a 95% bootstrap interval over solutions, plus every solution's own NLLs. `layout` is the
+    task's own prompt and gen length unless given."""
     check_fits(pc, backbone)
     if tau <= 0:
         raise HarnessError(f"tau must be positive, got {tau}")
     per_example, ids, skipped = [], [], 0
     for ex in examples:
         # One random stream per solution: adding solutions never moves another's window.
-        window = layout_window(task, backbone, ex, width, random.Random(f"{seed}\x00{task.name}\x00{ex.id}"))
+        window = layout_window(task, backbone, ex, width, random.Random(f"{seed}\x00{task.name}\x00{ex.id}"), layout)
         if window is None:
             skipped += 1
         else:
@@ -143,7 +156,7 @@ def measure_gap(task: Task, backbone: Backbone, pc, examples: list[Example], wid
             progress()
     if not per_example:
         raise HarnessError(f"no {task.name} solution fits a {width}-token window within the gen length "
-                           f"{task.gen_length}; nothing to measure")
+                           f"{(layout or task).gen_length}; nothing to measure")
     masked = np.array([masked_count(r, width) for r in ratios])
     nll = np.stack(per_example) / masked[None, :, None]  # [examples, ratios, methods] per masked token
     return {"task": task.name, "width": width, "tau": tau, "seed": seed, "methods": list(METHODS),

@@ -28,6 +28,7 @@ from harness.engine.cache import check_cache
 from harness.engine.decoding import DecodeConfig
 from harness.engine.sampler import Sampler, get_sampler
 from harness.errors import HarnessError
+from harness.likelihood import likelihood_view
 from harness.protocols import Protocol, get_protocol
 from harness.stats import wilson_interval
 from harness.store import Cell, Record, RunStore, group_by_cell
@@ -61,10 +62,12 @@ class RunOptions:
     split: str = "test"
     data_dir: str | None = None
     answer_rule: str = FLEXIBLE
+    likelihood: bool = True         # the likelihood view of the text tasks (harness/likelihood.py)
 
     def config(self) -> dict:
-        """What defines the run's results (a resumed run must match it)."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items() if k != "data_dir"}
+        """What defines the run's samples (a resumed run must match it)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()
+                if k not in ("data_dir", "likelihood")}
 
 
 def manifest(options: RunOptions, ranks: list[dict] | None = None) -> dict:
@@ -258,6 +261,12 @@ def run(options: RunOptions, store: RunStore, jobs: list[Job], progress: bool = 
     store.merge_shards(order=lambda r: position.get(r.key(), len(position)))  # the order one process writes
     store.samples.check_unique()  # a sample counted twice would narrow every interval
     summary = summarize(jobs, store.records(), options)
+    if options.likelihood:
+        solutions = sum(len(job.examples) for job in {job.task.name: job for job in jobs}.values()
+                        if job.task.likelihood_view)
+        with tqdm(total=solutions, disable=not progress or not solutions, unit="solution",
+                  desc="likelihood of the gold solutions", dynamic_ncols=True) as bar:
+            summary["likelihood"] = likelihood_view(jobs, options.seed, progress=bar.update)
     store.write_summary(summary)
     return summary
 

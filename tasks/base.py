@@ -48,6 +48,9 @@ class Task(ABC):
     # default (greedy for LLaDA) would hide what it measures (e.g. `names`).
     temperature: float | None = None
     splits: tuple[str, ...] = ("train", "test")
+    # Gold solutions are worked text (GSM8K, MATH): `run` also measures their likelihood under each
+    # sampler's per-step joint (harness/likelihood.py), which says something where accuracy is near 0.
+    likelihood_view: bool = False
 
     @abstractmethod
     def load(self, split: str = "test", limit: int | None = None,

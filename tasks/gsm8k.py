@@ -25,6 +25,7 @@ class GSM8K(Task):
     description = "GSM8K grade-school math word problems; correct iff the final number equals the gold answer"
     family = "math"
     gen_length = 256
+    likelihood_view = True
     block_length = 32
     system_prompt = "You are a helpful assistant."
 

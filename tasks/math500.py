@@ -19,6 +19,7 @@ class MATH500(Task):
     description = "MATH500 competition math; correct iff the boxed answer is equivalent to the gold (math_verify)"
     family = "math"
     gen_length = 256
+    likelihood_view = True
     block_length = 32
     # The CoDD authors' prompt (DESIGN.md 4.4), "boxed{ANSWER}" without a backslash as they wrote it.
     system_prompt = ("You are a helpful assistant. Justify your final answer by first explaining your "

@@ -70,7 +70,9 @@ def _read_run(run_dir: str, pinned: dict | None) -> tuple[dict, list[dict]]:
 
 
 def _rerun(options: RunOptions, quiet: bool) -> list[dict]:
-    """A fresh run of `options` (in a scratch directory: never resumed from older results)."""
+    """A fresh run of `options` (in a scratch directory: never resumed from older results); the check
+    compares samples, so the likelihood view is left out."""
+    options = dataclasses.replace(options, likelihood=False)
     cells = plan(options)
     with tempfile.TemporaryDirectory(prefix="harness-check-") as scratch:
         store = RunStore(scratch)

@@ -17,7 +17,9 @@ from harness.distributed import (DEFAULT_BARRIER_TIMEOUT_MINUTES, claim_device, 
                                  process_group)
 from harness.engine.cache import CACHE_MODES
 from harness.engine.sampler import list_samplers
+from harness.likelihood import likelihood_rows
 from harness.protocols import PROTOCOLS
+from harness.report import formatting
 from harness.run_lock import RunLock
 from harness.runner import RunOptions, format_table, manifest, plan, run
 from harness.store import RunStore
@@ -101,6 +103,9 @@ def add_parser(commands) -> None:
     p.add_argument("--dedupe", action="store_true",
                    help="repair an --out whose samples.jsonl holds a sample more than once (which `run` refuses "
                         "to summarise): keep the first copy of each")
+    p.add_argument("--no-likelihood", action="store_true",
+                   help="skip the likelihood view: for text tasks (gsm8k, math500), the NLL per masked token of the "
+                        "gold solutions under sequential, factorized and CoDD at each budget's tokens per step")
     p.add_argument("--no-report", action="store_true", help="do not write the HTML report at the end")
     p.set_defaults(func=main)
 
@@ -119,6 +124,18 @@ def _default_out(options: RunOptions) -> str:
     return f"results/{stamp}-{'+'.join(options.tasks)}-{budgets}"
 
 
+def print_likelihood(views: list[dict]) -> None:
+    rows = likelihood_rows(views)
+    if rows:
+        print("\nLikelihood of the gold solutions, per masked token, at each budget's tokens per step "
+              "(mask ratio = tokens per step / window):\n")
+        print(formatting.markdown(rows, formatting.LIKELIHOOD), end="")
+        print("(measured in " + ", ".join(f"{v['task']} {v['seconds']:.1f} s" for v in views if "seconds" in v) + ")")
+    for view in views:
+        if "not_measured" in view:
+            print(f"likelihood view of {view['task']} not measured: {view['not_measured']}")
+
+
 def main(args: argparse.Namespace) -> int:
     samplers = args.samplers or _default_samplers(args.with_ceiling)
     if args.samplers and args.with_ceiling and "sequential" not in samplers:
@@ -132,7 +149,7 @@ def main(args: argparse.Namespace) -> int:
         cache=args.cache,
         model=args.model, dtype=args.dtype, split=args.split, data_dir=args.data_dir, protocol=args.protocol,
         trust_remote_code=args.trust_remote_code,
-        answer_rule=args.answer_rule)
+        answer_rule=args.answer_rule, likelihood=not args.no_likelihood)
     world = detect_world()
     device = resolve_device(args.device) if args.device else claim_device(world)
     # Every input error surfaces here, before anything is written; the default sampler list keeps,
@@ -153,6 +170,7 @@ def main(args: argparse.Namespace) -> int:
     if summary is None:  # a rank other than 0: rank 0 merges and reports
         return 0
     print(format_table(summary))
+    print_likelihood(summary.get("likelihood", []))
     print(f"\n{store.dir}  ({time.perf_counter() - start:.1f} s)")
     if not args.no_report:
         from harness.report.build import build_report  # imported on use: matplotlib costs seconds at start-up

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from harness.errors import HarnessError
 from harness.gap import table_rows
+from harness.likelihood import likelihood_rows
 from harness.report import formatting, plots
 from harness.report.compute import find_compute_records
 from harness.report.html import data_uri, render_page, table_view
@@ -100,6 +101,17 @@ def build_report(paths: list[str | Path], out: str | Path | None = None, compute
                      "table": table_view(rows, formatting.GAP), **_figure(plots.gap_figure(gap), figures / stem),
                      "files": [f"{stem}.csv", f"{stem}.md"]})
 
+    likelihood = []
+    for number, run in enumerate(inputs.runs, 1):
+        rows = likelihood_rows(run.likelihood)
+        if rows:
+            stem = "likelihood" + (f"-{number}" if len(inputs.runs) > 1 else "")
+            formatting.write_table(rows, formatting.LIKELIHOOD, out, stem)
+            pcs = ", ".join(f"{v['task']}: {v['pc']} (tau {v['tau']:g}, W {v['width']})" for v in run.likelihood
+                            if "pc" in v)
+            likelihood.append({"name": str(run.dir), "pcs": pcs, "table": table_view(rows, formatting.LIKELIHOOD),
+                               "files": [f"{stem}.csv", f"{stem}.md"]})
+
     compute_records = find_compute_records([*compute_dirs, *(run.dir for run in inputs.runs)])
     compute = None
     if compute_records:
@@ -114,6 +126,6 @@ def build_report(paths: list[str | Path], out: str | Path | None = None, compute
         inputs=[str(p) for p in paths], runs=[_run_setup(run) for run in inputs.runs],
         accuracy=table_view(accuracy, formatting.ACCURACY), paired=table_view(paired, formatting.PAIRED),
         latency=table_view(latency, formatting.LATENCY), has_published=any(r["published"] is not None for r in accuracy),
-        accuracy_figures=accuracy_figures, gaps=gaps, compute=compute,
+        accuracy_figures=accuracy_figures, gaps=gaps, likelihood=likelihood, compute=compute,
         pairs=discordant_pairs(cells, questions=_question_lookup(inputs.runs)), resamples=BOOTSTRAP_RESAMPLES))
     return page

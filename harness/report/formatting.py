@@ -82,6 +82,8 @@ GAP = [
     Column("closed by CoDD % [95% CI]", lambda r: "" if r["fraction_closed"] is None else
            f"{percent(r['fraction_closed'])} {interval(r['ci_low'], r['ci_high'])}"),
 ]
+# A run's likelihood view (harness/likelihood.py): one gap row per budget, its ratio = tokens per step / W.
+LIKELIHOOD = [_field("task"), _field("steps"), _field("solutions"), *GAP[1:]]
 COMPUTE = [
     _field("kind"), _field("task"), Column("device", lambda r: f"{r['device_count']} × {r['device_type']}"),
     Column("device-hours", lambda r: f"{r['device_hours']:.3g}"),

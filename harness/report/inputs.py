@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.errors import HarnessError
@@ -25,6 +25,7 @@ class Run:
     manifest: dict
     records: list[Record]
     in_progress: str | None = None  # the holder of the run's lock ("pid N on HOST") while it still runs
+    likelihood: list[dict] = field(default_factory=list)  # the summary's likelihood view (harness/likelihood.py)
 
 
 @dataclass
@@ -59,7 +60,9 @@ def load_inputs(paths: list[str | Path]) -> ReportInputs:
             raise HarnessError(f"{path} is neither a run directory (no manifest.json) nor a gap result "
                                f"(no {GAP_FILE})")
         holder = lock_holder(path)  # read what is finished, without waiting for the run
-        run = Run(path, _read_json(store.manifest_path), store.records(writing=holder is not None), holder)
+        summary = _read_json(store.summary_path) if store.summary_path.is_file() and holder is None else {}
+        run = Run(path, _read_json(store.manifest_path), store.records(writing=holder is not None), holder,
+                  summary.get("likelihood", []))
         if holder:
             print(f"note: {path} is a run still in progress ({holder}); reading the {len(run.records)} samples "
                   f"finished so far", file=sys.stderr)
