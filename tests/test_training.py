@@ -12,6 +12,7 @@ from harness.backbones.transformer import MaskedDiffusionTransformer, Transforme
 from harness.cli import main as cli
 from harness.commands.train import TOKENIZER_DIR
 from harness.errors import HarnessError
+from harness.report.compute import validation_curve
 from harness.training.grid_layout import grid_regions
 from harness.training.pairs import Pair, collate, make_pair
 from harness.training.sft import EPS, TrainConfig, sft_loss, train, validation_loss
@@ -184,6 +185,10 @@ def test_train_init_from_continues_an_exported_model_and_counts_both_runs(tmp_pa
     assert records[1]["wall_seconds"] == pytest.approx(sum(s["wall_seconds"] for s in records[1]["stages"]))
     assert [s["steps"] for s in records[1]["stages"]] == [3, 2]
     assert "--init-from" in records[1]["command"]
+    # The loss-vs-compute curve chains the stages: the second run's points come after all of the first's hours.
+    first_curve, curve = validation_curve(records[0]), validation_curve(records[1])
+    assert len(first_curve) == 1 and curve[0] == first_curve[0] and len(curve) == 2
+    assert curve[1][0] > records[0]["device_hours"] and curve[1][1] == records[1]["val_loss"]
 
     assert cli(["train", *tiny, "--steps", "2", "--dim", "32", "--init-from", str(first), "--out", str(tmp_path / "x")]) == 2
     assert "--dim 32 differs from the --init-from model's 16" in capsys.readouterr().err

@@ -11,7 +11,7 @@ from harness.errors import HarnessError
 from harness.gap import table_rows
 from harness.likelihood import likelihood_rows
 from harness.report import formatting, plots
-from harness.report.compute import find_compute_records
+from harness.report.compute import find_compute_records, validation_curve
 from harness.report.html import data_uri, render_page, table_view
 from harness.report.inputs import ReportInputs, Run, load_inputs
 from harness.report.published import published_compute
@@ -116,9 +116,13 @@ def build_report(paths: list[str | Path], out: str | Path | None = None, compute
     compute = None
     if compute_records:
         formatting.write_table(compute_records, formatting.COMPUTE, out, "compute")
+        curves = {f"{r['task']} ({r['device_type']})": validation_curve(r) for r in compute_records
+                  if r["kind"] == "model"}
+        curves = {label: points for label, points in curves.items() if points}
         compute = {**_figure(plots.compute_figure(compute_records, published_compute()), figures / "compute"),
                    "table": table_view(compute_records, formatting.COMPUTE, group="kind"),
-                   "files": ["compute.csv", "compute.md"]}
+                   "files": ["compute.csv", "compute.md"],
+                   "curves": curves and _figure(plots.validation_figure(curves), figures / "validation")}
 
     page = out / PAGE
     page.write_text(render_page(

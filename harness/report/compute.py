@@ -33,3 +33,14 @@ def find_compute_records(directories=()) -> list[dict]:
     paths = sorted({p.resolve() for d in (*SHIPPED, *map(Path, directories)) if d.is_dir()
                     for p in d.rglob("compute.json")})
     return sorted((read_compute_record(p) for p in paths), key=lambda r: (r["kind"], str(r["task"]), r["path"]))
+
+
+def validation_curve(record: dict) -> list[tuple[float, float]]:
+    """(device-hours, validation loss) of a model's training, its stages chained: a run continued with
+    `train --init-from` starts where the one it continued ended, so the curve is loss against total compute."""
+    points, offset = [], 0.0
+    for stage in record.get("stages", [record]):
+        hours_per_second = stage["device_count"] / 3600
+        points += [(offset + p["wall_seconds"] * hours_per_second, p["val_loss"]) for p in stage.get("val_curve", [])]
+        offset += stage["device_hours"]
+    return points

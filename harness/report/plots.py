@@ -166,3 +166,18 @@ def compute_figure(records: list[dict], published: list[dict]):
         ax.set_xlabel("device-hours (log scale)")
         fig.tight_layout()
         return fig
+
+
+def validation_figure(curves: dict[str, list[tuple[float, float]]]):
+    """Validation loss against training device-hours, one line per model (stages chained)."""
+    with plt.rc_context(STYLE):
+        fig, ax = plt.subplots(figsize=(5.6, 3.2))
+        others: dict[str, str] = {}
+        for label, points in curves.items():
+            hours, losses = zip(*points)
+            ax.plot(hours, losses, marker="o", markersize=3, color=colour(label, others), label=label)
+        ax.set_xlabel("device-hours of training")
+        ax.set_ylabel("held-out SFT loss")
+        ax.legend(frameon=False)
+        fig.tight_layout()
+        return fig
