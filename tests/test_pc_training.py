@@ -130,12 +130,24 @@ def test_ratio_masks_hide_a_fixed_count_per_window_nested_across_ratios():
     assert (masks[0.5] | masks[0.1]).equal(masks[0.5]) and (masks[1.0] | masks[0.5]).equal(masks[1.0])
 
 
-def test_gamma_is_the_last_ratio_before_the_pc_first_loses():
-    def curve(wins):
-        return [{"ratio": 0.1 * (i + 1), "pc": -1.0 if w else -3.0, "factorized": -2.0} for i, w in enumerate(wins)]
-    assert choose_gamma(curve([True] * 10)) == pytest.approx(1.0)
-    assert choose_gamma(curve([True] * 7 + [False, True, False])) == pytest.approx(0.7)
-    assert choose_gamma(curve([False] + [True] * 9)) == 0.0
+def test_gamma_is_the_last_ratio_before_the_pc_first_loses_significantly():
+    intervals = {"win": [0.5, 1.5], "noise": [-0.2, 0.1], "loss": [-1.5, -0.5]}
+
+    def curve(outcomes):
+        return [{"ratio": 0.1 * (i + 1), "difference_ci95": intervals[o]} for i, o in enumerate(outcomes)]
+    assert choose_gamma(curve(["win"] * 10)) == pytest.approx(1.0)
+    assert choose_gamma(curve(["win"] * 7 + ["loss", "win", "loss"])) == pytest.approx(0.7)
+    assert choose_gamma(curve(["loss"] + ["win"] * 9)) == 0.0
+    assert choose_gamma(curve(["noise"] + ["win"] * 9)) == pytest.approx(1.0)  # a loss within noise keeps it on
+
+
+def test_the_held_out_difference_interval_brackets_the_difference(data):
+    truth, _, val = data
+    scores = evaluate(truth, val, interval=True)
+    low, high = scores["difference_ci95"]
+    assert 0 < low < scores["pc"] - scores["factorized"] < high  # the true circuit wins, significantly
+    useless = evaluate(HMM.random(3, VOCAB, generator=torch.Generator().manual_seed(0), scale=0.0), val, interval=True)
+    assert useless["difference_ci95"][0] <= 1e-9  # a uniform circuit adds nothing: no significant gain
 
 
 @pytest.mark.parametrize("args,fragment", [
