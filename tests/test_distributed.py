@@ -257,3 +257,15 @@ def test_a_rank_killed_mid_run_is_resumed_by_relaunching_with_no_sample_lost_or_
     assert TOTAL - finished <= sum(decoded.values()) <= TOTAL - finished + 2 * (BATCH_SIZE - 1)
     assert _records(out) == _records(one_process)
     assert _summary(out) == _expected_summary(one_process)
+
+
+def test_a_torchrun_launch_on_a_run_directory_in_use_fails_whole_and_writes_nothing(tmp_path):
+    from harness.run_lock import RunLock
+    out = tmp_path / "run"
+    out.mkdir()
+    with RunLock(out):  # another run holds the directory
+        launch = _launch(out, TORCHRUN)
+        _, stderr = launch.communicate(timeout=600)
+    assert launch.returncode != 0  # the launch fails as a whole; no rank is left waiting at a barrier
+    assert f"{out} is in use by a run still in progress (pid {os.getpid()} on" in stderr
+    assert not list(out.glob("samples*")) and not (out / "manifest.json").exists()
