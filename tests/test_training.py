@@ -192,3 +192,17 @@ def test_train_init_from_continues_an_exported_model_and_counts_both_runs(tmp_pa
 
     assert cli(["train", *tiny, "--steps", "2", "--dim", "32", "--init-from", str(first), "--out", str(tmp_path / "x")]) == 2
     assert "--dim 32 differs from the --init-from model's 16" in capsys.readouterr().err
+
+
+def test_a_continued_run_draws_other_batches_than_the_run_it_continues(tmp_path):
+    train_pairs, val_pairs = copy_pairs(100, seed=6), copy_pairs(16, seed=7)
+    torch.manual_seed(0)
+    start = MaskedDiffusionTransformer(tiny_config()).state_dict()
+    config = TrainConfig(steps=3, batch_size=8, lr=1e-2, seed=0, warmup_steps=1)
+    replayed = train(tiny_config(), config, train_pairs, val_pairs, tmp_path / "a", MASK_ID, PAD_ID, init_weights=start)
+    again = train(tiny_config(), config, train_pairs, val_pairs, tmp_path / "b", MASK_ID, PAD_ID, init_weights=start)
+    continued = train(tiny_config(), TrainConfig(**{**config.__dict__, "stage": 1}), train_pairs, val_pairs,
+                      tmp_path / "c", MASK_ID, PAD_ID, init_weights=start)
+    assert replayed.tokens == again.tokens  # same stage, same draws
+    assert any(not torch.equal(a, b) for a, b in zip(replayed.model.state_dict().values(),
+                                                     continued.model.state_dict().values()))

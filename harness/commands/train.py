@@ -124,7 +124,8 @@ def main(args: argparse.Namespace) -> int:
         grid_regions=grid_regions(pairs, tokenizer) if preset.grid else [])
     config = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                          checkpoint_every=args.checkpoint_every, autocast_bf16=args.precision == "bfloat16",
-                         init_from=args.init_from and str(Path(args.init_from).resolve()))
+                         init_from=args.init_from and str(Path(args.init_from).resolve()),
+                         stage=0 if not args.init_from else len((previous or {}).get("stages", [previous])))
 
     bar = tqdm(total=args.steps, desc=f"train {args.family}", disable=args.quiet, unit="step")
 

@@ -15,6 +15,7 @@ sequence ends: it would learn answer lengths relative to an end that decoding pu
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from collections.abc import Callable
@@ -67,6 +68,10 @@ class TrainConfig:
     autocast_bf16: bool = False
     # The exported model a continued run starts from (`train --init-from`); None = random initialisation.
     init_from: str | None = None
+    # Which run of a model this is (0: from scratch, 1: its first continuation, ...): it seeds the batch and
+    # mask draws, so a continued run does not replay the batches of the runs before it (the held-out split
+    # stays the seed's own).
+    stage: int = 0
 
 
 def sft_loss(model: MaskedDiffusionTransformer, ids: torch.Tensor, attention_mask: torch.Tensor,
@@ -133,6 +138,13 @@ class TrainState:
 _COUNTERS = ("step", "tokens", "wall_seconds", "val_loss", "curve")
 
 
+def _draw_seed(config: TrainConfig) -> int:
+    """The seed of the batch and mask draws: the run's own seed from scratch, one of its stage's after."""
+    if config.stage == 0:
+        return config.seed
+    return int.from_bytes(hashlib.sha256(f"{config.seed}/{config.stage}".encode()).digest()[:4], "little")
+
+
 def train(model_config: TransformerConfig, config: TrainConfig, train_pairs: list[Pair], val_pairs: list[Pair],
           out: Path, mask_id: int, pad_id: int,
           on_step: Callable[[TrainState, float], None] | None = None,
@@ -152,7 +164,7 @@ def train(model_config: TransformerConfig, config: TrainConfig, train_pairs: lis
     if init_weights is not None:
         model.load_state_dict(init_weights)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, betas=(0.9, 0.95))
-    state = TrainState(model, optimizer, torch.Generator().manual_seed(config.seed))
+    state = TrainState(model, optimizer, torch.Generator().manual_seed(_draw_seed(config)))
     Path(out).mkdir(parents=True, exist_ok=True)
     checkpoint = Path(out) / CHECKPOINT
     if checkpoint.is_file():
