@@ -3,15 +3,18 @@ per-token distributions (DESIGN.md 4.2).
 
 Spec options: `proposal` (latent, the paper's and the default; marginal; ao), `gamma`
 (apply the PC while the window's mask ratio is at most gamma), `tau` (PC temperature on the
-backbone's log-probabilities) and `pc` (a pyjuice .jpc file or a saved PC directory; by
-default the PC shipped for the backbone). gamma and tau default to the values recorded with
-the PC. Block diffusion applies the product to the current block; full diffusion to windows
+backbone's log-probabilities), `pc` (a pyjuice .jpc file or a saved PC directory; by
+default the PC shipped for the backbone) and `emission` (float32, exact and the default, or
+bfloat16: the HMM's soft-evidence product in bfloat16, codd.hmm.HMM.emission_dtype). gamma and
+tau default to the values recorded with the PC. Block diffusion applies the product to the current block; full diffusion to windows
 of the PC's width laid over the positions the baseline rule picks (codd/windows.py).
 """
 
 from __future__ import annotations
 
 from numbers import Real
+
+import torch
 
 from codd import load_pc
 from codd.defaults import default_pc_path, default_settings, shipped_pcs
@@ -22,6 +25,9 @@ from codd.windows import WindowedProposal
 from harness.engine.decoding import DecodeConfig, Generation, generate
 from harness.engine.sampler import Sampler, register_sampler
 from harness.errors import HarnessError
+
+# The dtype of the PC's soft-evidence product; float32 means the circuit's own (exact).
+EMISSION_DTYPES = {"float32": None, "bfloat16": torch.bfloat16}
 
 
 def _check_number(name: str, value, low: float, high: float, low_open: bool) -> float:
@@ -37,12 +43,16 @@ def _check_number(name: str, value, low: float, high: float, low_open: bool) -> 
 class CoDD(Sampler):
     name = "codd"
     description = ("CoDD: the backbone's per-token distributions times an HMM circuit over the block "
-                   "(options: proposal=latent|marginal|ao, gamma, tau, pc=PATH)")
+                   "(options: proposal=latent|marginal|ao, gamma, tau, pc=PATH, emission=float32|bfloat16)")
 
     def __init__(self, proposal: str = "latent", gamma: float | None = None, tau: float | None = None,
-                 pc: str | None = None):
-        given = {"proposal": proposal, "gamma": gamma, "tau": tau, "pc": pc}
-        super().__init__(**{k: v for k, v in given.items() if v is not None and not (k == "proposal" and v == "latent")})
+                 pc: str | None = None, emission: str = "float32"):
+        if emission not in EMISSION_DTYPES:
+            raise HarnessError(f"codd option emission must be one of {', '.join(EMISSION_DTYPES)}, got {emission!r}")
+        given = {"proposal": proposal, "gamma": gamma, "tau": tau, "pc": pc, "emission": emission}
+        defaults = {"proposal": "latent", "emission": "float32"}
+        super().__init__(**{k: v for k, v in given.items() if v is not None and defaults.get(k) != v})
+        self.emission = emission
         self.proposal, self.rule = proposal, PROPOSALS.get(proposal)()
         self.gamma = None if gamma is None else _check_number("gamma", gamma, 0.0, 1.0, low_open=False)
         self.tau = None if tau is None else _check_number("tau", tau, 0.0, float("inf"), low_open=True)
@@ -59,7 +69,9 @@ class CoDD(Sampler):
                 raise HarnessError(f"the CoDD PC {source} has a vocabulary of {pc.vocab_size} tokens but "
                                    f"backbone {backbone.name} has {backbone.vocab_size} (the width of its logits, "
                                    f"padded embeddings included)")
-            self._pcs[backbone.name] = pc.freeze().to(backbone.device)
+            pc = pc.freeze().to(backbone.device)
+            pc.emission_dtype = EMISSION_DTYPES[self.emission]
+            self._pcs[backbone.name] = pc
         return self._pcs[backbone.name]
 
     def applies_to(self, backbone) -> bool:
@@ -70,7 +82,7 @@ class CoDD(Sampler):
         released = author_pc(backbone.architecture, task)
         if self.pc_path is not None or released is None:
             return self
-        return CoDD(self.proposal, self.gamma, self.tau, released)
+        return CoDD(self.proposal, self.gamma, self.tau, released, self.emission)
 
     def check(self, backbone) -> None:
         self.pc_for(backbone)
