@@ -13,14 +13,24 @@ include the cache or the dtype, so it refuses the same sample in two runs. Make 
 then
 
     python benchmarks/option_accuracy.py E prefix=P dual=D bf16=B     (a Markdown table)
+
+Given `gap` results instead (`python -m harness gap ... --out G32` and `--dtype bfloat16 --out G16`,
+same --task, --limit and --seed), it prints the paired NLL difference per mask ratio and method:
+
+    python benchmarks/option_accuracy.py G32 bf16=G16
 """
 
 from __future__ import annotations
 
 import argparse
 
-from harness.report.inputs import load_inputs
+from pathlib import Path
+
+import numpy as np
+
+from harness.report.inputs import GAP_FILE, load_inputs
 from harness.report.tables import group_cells, paired_difference
+from harness.stats import paired_bootstrap_interval
 
 # Where an option's run may differ from the exact one: the option itself, and where it was written.
 OPTION_KEYS = {"cache", "dtype", "out"}
@@ -57,20 +67,52 @@ def compare(exact_dir: str, options: dict[str, str]) -> list[dict]:
     return rows
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("exact", help="the exact run (float32, --cache none)")
-    parser.add_argument("options", nargs="+", metavar="NAME=RUN", help="an option's run of the same grid")
-    args = parser.parse_args()
-    options = dict(item.split("=", 1) for item in args.options)
+def compare_gaps(exact_dir: str, options: dict[str, str]) -> list[dict]:
+    """For `gap` results of the same solutions, windows and masks (same --task, --limit, --seed): per
+    option, mask ratio and method, the mean NLL per masked token of each and their paired difference."""
+    exact = load_inputs([exact_dir]).gaps[0]
+    rows = []
+    for name, path in options.items():
+        option = load_inputs([path]).gaps[0]
+        if option["per_example"]["example_ids"] != exact["per_example"]["example_ids"] or option["seed"] != exact["seed"]:
+            raise SystemExit(f"{name}: {path} measured other solutions or masks than {exact_dir}")
+        base, mine = (np.asarray(g["per_example"]["nll_per_token"]) for g in (exact, option))  # [example, ratio, method]
+        for r, ratio in enumerate(row["ratio"] for row in exact["rows"]):
+            for m, method in enumerate(exact["methods"]):
+                low, high = paired_bootstrap_interval(mine[:, r, m], base[:, r, m])
+                rows.append({"option": name, "ratio": ratio, "method": method, "n": len(base),
+                             "exact": base[:, r, m].mean(), "with_option": mine[:, r, m].mean(),
+                             "difference": (mine[:, r, m] - base[:, r, m]).mean(), "ci_low": low, "ci_high": high})
+    return rows
+
+
+def print_accuracy(exact: str, options: dict[str, str]) -> None:
     print("| option | task | sampler | Lb | steps | n | identical | exact acc % | option acc % | diff [95% CI] "
           "| only exact / only option | McNemar p |")
     print("|---|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|")
-    for r in compare(args.exact, options):
-        print(f"| {r['option']} | {r['task']} | {r['sampler']} | {r['block_length']} | {r['steps']} | {r['pairs']} | {r['identical']} "
-              f"| {100 * r['baseline_accuracy']:.1f} | {100 * r['accuracy']:.1f} | {100 * r['difference']:+.1f} "
-              f"[{100 * r['ci_low']:+.1f}, {100 * r['ci_high']:+.1f}] | {r['only_baseline']} / {r['only_sampler']} "
-              f"| {r['mcnemar_p']:.3g} |")
+    for r in compare(exact, options):
+        print(f"| {r['option']} | {r['task']} | {r['sampler']} | {r['block_length']} | {r['steps']} | {r['pairs']} "
+              f"| {r['identical']} | {100 * r['baseline_accuracy']:.1f} | {100 * r['accuracy']:.1f} "
+              f"| {100 * r['difference']:+.1f} [{100 * r['ci_low']:+.1f}, {100 * r['ci_high']:+.1f}] "
+              f"| {r['only_baseline']} / {r['only_sampler']} | {r['mcnemar_p']:.3g} |")
+
+
+def print_gaps(exact: str, options: dict[str, str]) -> None:
+    print("| option | mask ratio | method | n | exact NLL | option NLL | diff, nats/token [95% CI] |")
+    print("|---|---:|---|---:|---:|---:|---|")
+    for r in compare_gaps(exact, options):
+        print(f"| {r['option']} | {r['ratio']} | {r['method']} | {r['n']} | {r['exact']:.4f} | {r['with_option']:.4f} "
+              f"| {r['difference']:+.4f} [{r['ci_low']:+.4f}, {r['ci_high']:+.4f}] |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("exact", help="the exact run (float32, --cache none), or an exact gap result")
+    parser.add_argument("options", nargs="+", metavar="NAME=RUN", help="an option's run of the same grid (or gap)")
+    args = parser.parse_args()
+    options = dict(item.split("=", 1) for item in args.options)
+    gaps = (Path(args.exact) / GAP_FILE).is_file()
+    (print_gaps if gaps else print_accuracy)(args.exact, options)
 
 
 if __name__ == "__main__":
