@@ -14,6 +14,9 @@ then
 
     python benchmarks/option_accuracy.py E prefix=P dual=D bf16=B     (a Markdown table)
 
+A sampler's own option pairs the same way: runs of `--samplers codd` (E) and `codd:emission=bfloat16` (H),
+`python benchmarks/option_accuracy.py E emission=H --sampler-option emission`.
+
 Given `gap` results instead (`python -m harness gap ... --out G32` and `--dtype bfloat16 --out G16`,
 same --task, --limit and --seed), it prints the paired NLL difference per mask ratio and method:
 
@@ -40,24 +43,33 @@ def read_run(path: str):
     return load_inputs([path]).runs[0]
 
 
-def check_same_grid(exact, option, name: str) -> None:
-    a, b = exact.manifest["config"], option.manifest["config"]
+def without_option(spec: str, key: str | None) -> str:
+    """A sampler spec without its option `key` (`codd:emission=bfloat16` -> `codd`)."""
+    name, _, options = spec.partition(":")
+    kept = [o for o in options.split(",") if o and o.split("=", 1)[0] != key]
+    return name + (":" + ",".join(kept) if kept else "")
+
+
+def check_same_grid(exact, option, name: str, sampler_option: str | None = None) -> None:
+    a, b = ({**run.manifest["config"], "samplers": [without_option(s, sampler_option) for s in run.manifest["config"]["samplers"]]}
+            for run in (exact, option))
     differs = sorted(k for k in a.keys() | b.keys() if k not in OPTION_KEYS and a.get(k) != b.get(k))
     if differs:
         raise SystemExit(f"{name}: {option.dir} is not the grid of {exact.dir}: it differs in {', '.join(differs)}")
 
 
-def compare(exact_dir: str, options: dict[str, str]) -> list[dict]:
+def compare(exact_dir: str, options: dict[str, str], sampler_option: str | None = None) -> list[dict]:
     """One row per (option, cell of the exact run): the option's samples paired with the exact ones, and
-    how many completions are identical to the exact ones."""
+    how many completions are identical to the exact ones. With `sampler_option` the option is one of the
+    sampler spec's (`emission`): a cell pairs with the exact cell whose sampler lacks it."""
     exact = read_run(exact_dir)
     exact_cells = group_cells(exact.records)
     rows = []
     for name, path in options.items():
         run = read_run(path)
-        check_same_grid(exact, run, name)
+        check_same_grid(exact, run, name, sampler_option)
         for cell, records in group_cells(run.records).items():
-            base = {r.example_id: r for r in exact_cells.get(cell, [])}
+            base = {r.example_id: r for r in exact_cells.get(cell._replace(sampler=without_option(cell.sampler, sampler_option)), [])}
             paired = [(base[r.example_id], r) for r in records if r.example_id in base]
             if paired:
                 same = sum(a.completion == b.completion for a, b in paired)
@@ -86,11 +98,11 @@ def compare_gaps(exact_dir: str, options: dict[str, str]) -> list[dict]:
     return rows
 
 
-def print_accuracy(exact: str, options: dict[str, str]) -> None:
+def print_accuracy(exact: str, options: dict[str, str], sampler_option: str | None) -> None:
     print("| option | task | sampler | Lb | steps | n | identical | exact acc % | option acc % | diff [95% CI] "
           "| only exact / only option | McNemar p |")
     print("|---|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|")
-    for r in compare(exact, options):
+    for r in compare(exact, options, sampler_option):
         print(f"| {r['option']} | {r['task']} | {r['sampler']} | {r['block_length']} | {r['steps']} | {r['pairs']} "
               f"| {r['identical']} | {100 * r['baseline_accuracy']:.1f} | {100 * r['accuracy']:.1f} "
               f"| {100 * r['difference']:+.1f} [{100 * r['ci_low']:+.1f}, {100 * r['ci_high']:+.1f}] "
@@ -109,10 +121,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("exact", help="the exact run (float32, --cache none), or an exact gap result")
     parser.add_argument("options", nargs="+", metavar="NAME=RUN", help="an option's run of the same grid (or gap)")
+    parser.add_argument("--sampler-option", metavar="KEY", help="the option is the samplers' KEY (e.g. emission): "
+                        "pair `codd:KEY=...` with the exact run's `codd`")
     args = parser.parse_args()
     options = dict(item.split("=", 1) for item in args.options)
     gaps = (Path(args.exact) / GAP_FILE).is_file()
-    (print_gaps if gaps else print_accuracy)(args.exact, options)
+    if gaps:
+        print_gaps(args.exact, options)
+    else:
+        print_accuracy(args.exact, options, args.sampler_option)
 
 
 if __name__ == "__main__":

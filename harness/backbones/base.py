@@ -51,7 +51,7 @@ class Backbone(ABC):
     def logits(self, ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Logits [B, T, V] for token ids [B, T]; `attention_mask` [B, T] is False at padding."""
 
-    def logits_at(self, ids: torch.Tensor, attention_mask: torch.Tensor, span: slice) -> torch.Tensor:
+    def logits_at(self, ids: torch.Tensor, attention_mask: torch.Tensor | None, span: slice) -> torch.Tensor:
         """`logits(ids, attention_mask)[:, span]`; a backbone that can skip the output head at the other
         positions overrides it (the decoding engine reads only the window's logits)."""
         return self.logits(ids, attention_mask)[:, span]
