@@ -30,9 +30,11 @@ from torch import nn
 def _log_matmul_exp(log_x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """log(exp(log_x) @ y) for non-negative y, stable: each row of log_x is shifted
     by its max before the matmul and the shift is added back in log space. Terms
-    below the dtype's smallest normal number relative to a row's largest term are lost."""
+    below the dtype's smallest normal number relative to a row's largest term are lost.
+    The product runs in y's dtype (HMM.emission_dtype's bfloat16 table) and is read back in
+    log_x's, where the shift is added back."""
     shift = log_x.detach().amax(-1, keepdim=True).nan_to_num_(0.0, 0.0, 0.0)  # an all -inf row: no shift
-    return torch.log((log_x - shift).exp() @ y) + shift
+    return torch.log(((log_x - shift).exp().to(y.dtype) @ y).to(log_x.dtype)) + shift
 
 
 def _path_uniforms(generators: list[torch.Generator], count: int, like: torch.Tensor) -> torch.Tensor:
@@ -89,6 +91,13 @@ class HMM(nn.Module):
     inference works on whatever W the evidence has. `metadata` travels with saved files.
     Trainable as built; `freeze()` turns it into an inference-only circuit that holds
     its [N, V] emission table once.
+
+    `emission_dtype` (None: the tables' own) is the dtype of the soft-evidence product
+    sum_v beta[h, v] q_t(v), the one O(W N V) step of every inference: bfloat16 runs it on a
+    bfloat16 copy of the table (made once, kept beside the float table) with the matmul's own
+    float32 accumulation, the result rounded to bfloat16 (8 significant bits) and read back in
+    the tables' dtype, in which the forward-backward recursion, the hard evidence and every
+    other product stay. Approximate: see tests/test_hmm_exact.py for the tolerance it keeps.
     """
 
     def __init__(self, pi_logits: torch.Tensor, alpha_logits: torch.Tensor, beta_logits: torch.Tensor,
@@ -105,6 +114,8 @@ class HMM(nn.Module):
         self.window = window
         self.metadata = dict(metadata or {})
         self._cached_tables: tuple[tuple, Tables] | None = None
+        self.emission_dtype: torch.dtype | None = None
+        self._cached_emission: tuple[torch.Tensor, int, torch.Tensor] | None = None
 
     @classmethod
     def random(cls, num_states: int, vocab_size: int, generator: torch.Generator | None = None,
@@ -186,6 +197,19 @@ class HMM(nn.Module):
                 self._cached_tables = (key, self._normalise())
         return self._cached_tables[1]
 
+    def emission_table(self, tables: Tables) -> torch.Tensor:
+        """beta.T [V, N] in emission_dtype, as the soft-evidence product reads it: the table
+        itself, else a copy, made once per table (and again after an in-place change)."""
+        beta_t = tables.beta.T
+        if self.emission_dtype is None or self.emission_dtype == beta_t.dtype:
+            return beta_t
+        if torch.is_grad_enabled() and beta_t.requires_grad:
+            return beta_t.to(self.emission_dtype)
+        cached = self._cached_emission
+        if cached is None or cached[0] is not tables.beta or cached[1] != tables.beta._version:
+            self._cached_emission = cached = (tables.beta, tables.beta._version, beta_t.to(self.emission_dtype))
+        return cached[2]
+
     def _normalise(self) -> Tables:
         log_alpha = torch.log_softmax(self.alpha_logits, -1)
         log_beta = torch.log_softmax(self.beta_logits, -1)
@@ -193,13 +217,12 @@ class HMM(nn.Module):
 
     # --- message passing over local log-factors [B, W, N] ---------------------------
 
-    @staticmethod
-    def _local_log_factors(log_q, observed, tables):
+    def _local_log_factors(self, log_q, observed, tables):
         masked = observed < 0
         token = observed.clamp_min(0)
         hard = tables.log_emissions_for(token) + log_q.gather(-1, token.unsqueeze(-1))
         # The [W, V] x [V, N] product only over masked positions: observed ones never need it.
-        soft = _log_matmul_exp(log_q[masked], tables.beta.T)
+        soft = _log_matmul_exp(log_q[masked], self.emission_table(tables))
         return hard.masked_scatter(masked.unsqueeze(-1), soft)
 
     @staticmethod

@@ -176,6 +176,7 @@ def test_gamma_and_tau_default_to_the_pcs_metadata(backbone, tmp_path):
     ("tau=0", "tau must be a number in (0, inf]"),
     ("pc=/nonexistent/pc", "no PC at /nonexistent/pc"),
     ("window=4", "bad options for sampler 'codd'"),
+    ("emission=float16", "emission must be one of float32, bfloat16"),
 ])
 def test_bad_options_are_one_line_errors(options, fragment):
     with pytest.raises(HarnessError, match=fragment.replace("(", r"\(").replace("[", r"\[")) as err:
@@ -191,3 +192,23 @@ def test_a_pc_for_another_vocabulary_or_backbone_is_refused(backbone, tmp_path):
         get_sampler("codd").check(backbone)
     assert not get_sampler("codd").applies_to(backbone)  # so a default run leaves codd out here
     assert get_sampler(f"codd:pc={saved(sticky_hmm(seed=0), tmp_path / 'own')}").applies_to(backbone)
+
+
+def test_emission_bfloat16_runs_the_pcs_product_in_bfloat16_and_is_recorded_in_the_spec(backbone, tmp_path):
+    pc = saved(sticky_hmm(seed=2), tmp_path)
+    exact, half = get_sampler(f"codd:pc={pc}"), get_sampler(f"codd:pc={pc},emission=bfloat16")
+    assert exact.spec == f"codd:pc={pc}" and half.spec == f"codd:emission=bfloat16,pc={pc}"
+    assert exact.chosen(backbone).hmm.emission_dtype is None
+    assert half.chosen(backbone).hmm.emission_dtype == torch.bfloat16
+    assert half.for_task("names", backbone).emission == "bfloat16"
+    log_q = window_log_q(backbone, 3).unsqueeze(0)
+    observed = torch.full((1, 3), -1)
+    with torch.no_grad():
+        log_z = [s.chosen(backbone).hmm.log_evidence(log_q, observed) for s in (exact, half)]
+    assert 0 < (log_z[0] - log_z[1]).abs().item() < 3 * 3 * 2**-9
+    # Greedy decoding keeps its commits where no two candidates are within the rounding of each other.
+    config = DecodeConfig(gen_length=3, steps=3, block_length=3, temperature=0.0)
+    ids = torch.tensor([[0, 2, 1, 0], [1, 1, 0, 2], [2, 0, 0, 1]])
+    tokens = [decode(f"codd:pc={pc},proposal=marginal,gamma=1{extra}", backbone, config, 3, ids)
+              for extra in ("", ",emission=bfloat16")]
+    torch.testing.assert_close(tokens[0], tokens[1], rtol=0, atol=0)

@@ -84,6 +84,16 @@ def test_sudoku_model_logits_and_sequential_solves(sudoku):
     assert solved >= 0.8 * len(examples)
 
 
+def test_logits_at_a_span_are_the_full_logits_there_to_the_bit(sudoku):
+    """The engine reads only the window's logits (`logits_at` skips the output head elsewhere):
+    exactly the columns of the full pass, padding included, so decoding is unchanged."""
+    _, _, x, attention = sudoku_batch(sudoku, get_task("sudoku4").load("test", limit=8))
+    attention[0, :3] = False  # left padding in one row
+    start = x.shape[1] - 16
+    for span in (slice(start, start + 16), slice(start + 4, start + 8)):
+        assert torch.equal(sudoku.logits_at(x, attention, span), sudoku.logits(x, attention)[:, span])
+
+
 def test_bfloat16_backbone_gives_close_logits(sudoku):
     half = load_embedded("sudoku", dtype=torch.bfloat16)
     _, _, x, attention = sudoku_batch(sudoku, get_task("sudoku4").load("test", limit=8))

@@ -237,3 +237,32 @@ def test_a_frozen_hmm_keeps_one_emission_table_and_gives_the_same_results():
     assert len(emission_sized_tensors(trainable)) == 3  # logits, log-probabilities, probabilities
     assert len(emission_sized_tensors(frozen)) == 1
     assert list(frozen.parameters()) == []
+
+
+def test_bfloat16_emission_product_keeps_log_z_within_its_rounding_bound():
+    """emission_dtype=bfloat16 rounds q, beta and each soft factor sum_v beta[h, v] q(v) to 8 significant
+    bits (relative error <= 2^-9 each), so every masked position moves log Z by at most about 3 * 2^-9;
+    the recursion stays in float32. Stated tolerance: |error| <= 3 * 2^-9 per masked position, and a
+    relative error below 1e-3 (bench_codd.py measures it at the real shape)."""
+    batch, width, states, vocab = 4, 16, 16, 300
+    hmm = HMM.random(states, vocab, generator=torch.Generator().manual_seed(5), scale=1.0).freeze()
+    exact = copy.deepcopy(hmm).double()
+    g = torch.Generator().manual_seed(6)
+    log_q = (torch.randn(batch, width, vocab, generator=g) * 3).log_softmax(-1)
+    observed = torch.where(torch.rand(batch, width, generator=g) < 0.25, torch.randint(vocab, (batch, width), generator=g), -1)
+    with torch.no_grad():
+        reference = exact.log_evidence(log_q.double(), observed)
+        float32 = hmm.log_evidence(log_q, observed)
+        hmm.emission_dtype = torch.bfloat16
+        half = hmm.log_evidence(log_q, observed)
+    assert half.dtype == torch.float32
+    error = (half.double() - reference).abs()
+    assert (error <= 3 * 2**-9 * (observed < 0).sum(1)).all()
+    assert (error / reference.abs()).max() < 1e-3
+    assert error.min() > 10 * (float32.double() - reference).abs().max()  # the product did run in bfloat16
+    # The copy is made once and follows the table: an in-place change of beta is seen.
+    assert hmm.emission_table(hmm.tables()) is hmm.emission_table(hmm.tables())
+    with torch.no_grad():
+        hmm.frozen_beta.copy_(hmm.frozen_beta.roll(1, 0))
+        moved = hmm.log_evidence(log_q, observed)
+    assert not torch.allclose(moved, half)

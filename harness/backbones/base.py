@@ -51,6 +51,11 @@ class Backbone(ABC):
     def logits(self, ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Logits [B, T, V] for token ids [B, T]; `attention_mask` [B, T] is False at padding."""
 
+    def logits_at(self, ids: torch.Tensor, attention_mask: torch.Tensor | None, span: slice) -> torch.Tensor:
+        """`logits(ids, attention_mask)[:, span]`; a backbone that can skip the output head at the other
+        positions overrides it (the decoding engine reads only the window's logits)."""
+        return self.logits(ids, attention_mask)[:, span]
+
     def forward(self, ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """`logits`, differentiable in the network's weights (RL training calls it with gradients on)."""
         raise HarnessError(f"backbone {self.name} cannot be trained: it has no differentiable forward pass")

@@ -51,6 +51,12 @@ class EmbeddedBackbone(Backbone):
     def logits(self, ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         return self.forward(ids, attention_mask)
 
+    @torch.no_grad()
+    def logits_at(self, ids: torch.Tensor, attention_mask: torch.Tensor | None, span: slice) -> torch.Tensor:
+        # The output head only where the logits are read: 1.3 M of the ~8.7 M multiply-adds per token of
+        # the math model, at every position of the sequence, for a window of 32 of ~350.
+        return self.model.lm_head(self.model.hidden(ids, attention_mask)[:, span]).float()
+
     supports_cache = True
 
     @torch.no_grad()

@@ -157,7 +157,7 @@ def window_logits(backbone, x: torch.Tensor, attention: torch.Tensor, prompt_tok
 
     def run(ids, mask, keys):
         if cache is None:
-            return backbone.logits(ids, mask)[:, start - shift:start - shift + width]
+            return backbone.logits_at(ids, mask, slice(start - shift, start - shift + width))
         return cache.logits(ids, mask, keys, start - shift, width)
 
     if cfg_scale <= 0:

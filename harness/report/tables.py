@@ -82,18 +82,23 @@ def paired_rows(cells: dict[Cell, list[Record]]) -> list[dict]:
         pairs = [(baseline[r.example_id], r.correct) for r in records if r.example_id in baseline]
         if not pairs:
             continue
-        base, mine = ([float(p[i]) for p in pairs] for i in (0, 1))
-        only_mine = sum(m and not b for b, m in pairs)
-        only_base = sum(b and not m for b, m in pairs)
-        low, high = paired_bootstrap_interval(mine, base)
         ceiling = ceiling_of.get(_without_budget(cell), {}) if cell.sampler != CEILING else {}
         closed = gap_closed([(baseline[r.example_id], r.correct, ceiling[r.example_id])
                              for r in records if r.example_id in baseline and r.example_id in ceiling])
-        rows.append({**cell._asdict(), "pairs": len(pairs), "baseline_accuracy": sum(base) / len(pairs),
-                     "accuracy": sum(mine) / len(pairs), "difference": (sum(mine) - sum(base)) / len(pairs),
-                     "ci_low": low, "ci_high": high, "only_sampler": only_mine, "only_baseline": only_base,
-                     "mcnemar_p": mcnemar_exact(only_mine, only_base), "gap_closed": closed})
+        rows.append({**cell._asdict(), **paired_difference(pairs), "gap_closed": closed})
     return rows
+
+
+def paired_difference(pairs: list[tuple[bool, bool]]) -> dict:
+    """(baseline correct, other correct) of each example -> both accuracies, the difference with its
+    95% paired bootstrap interval, the discordant counts and the exact McNemar p-value."""
+    base, mine = ([float(p[i]) for p in pairs] for i in (0, 1))
+    only_mine = sum(m and not b for b, m in pairs)
+    only_base = sum(b and not m for b, m in pairs)
+    low, high = paired_bootstrap_interval(mine, base)
+    return {"pairs": len(pairs), "baseline_accuracy": sum(base) / len(pairs), "accuracy": sum(mine) / len(pairs),
+            "difference": (sum(mine) - sum(base)) / len(pairs), "ci_low": low, "ci_high": high,
+            "only_sampler": only_mine, "only_baseline": only_base, "mcnemar_p": mcnemar_exact(only_mine, only_base)}
 
 
 def latency_rows(cells: dict[Cell, list[Record]]) -> list[dict]:
