@@ -5,6 +5,13 @@ bare equation without spaces, e.g. `12*3-5` (each digit is one token). Scoring
 parses it with `ast` and evaluates exact fractions: nothing is ever `eval`ed.
 Train and test are split by a stable hash of the problem (sorted numbers,
 target), so no test problem appears in training in any number order.
+
+Training targets are canonical where they can be: when a signed sum of the numbers makes the
+target (83% of generated problems, 229 of d1's 256), the target is that sum with the numbers in
+the prompt's order, e.g. `30-100+93` for "Using the numbers 30, 100, 93, make 23." (a leading
+minus where the first number is subtracted). A small model then copies the digits and only has
+to choose two or three signs; with the drawn equation in a random order it never learnt to use
+the prompt's numbers at all (issue 11). Other problems keep the equation they were drawn from.
 """
 
 from __future__ import annotations
@@ -81,6 +88,19 @@ def evaluate(equation: str) -> tuple[Fraction, list[int]] | None:
         return None
 
 
+# Sign patterns tried in this order; the first that makes the target is the canonical one.
+_SIGNS = ((1, 1, 1), (1, 1, -1), (1, -1, 1), (1, -1, -1), (-1, 1, 1), (-1, 1, -1), (-1, -1, 1))
+
+
+def signed_sum(numbers: list[int], target: int) -> str | None:
+    """The first signed sum of `numbers` in their order (e.g. `30-100+93`) that equals `target`, or None."""
+    for signs in _SIGNS:
+        if sum(sign * n for sign, n in zip(signs, numbers)) == target:
+            return "".join(("-" if sign < 0 else "+" if i else "") + str(n)
+                           for i, (sign, n) in enumerate(zip(signs, numbers)))
+    return None
+
+
 def _render(a: int, op1: str, b: int, op2: str, c: int, right_first: bool) -> str:
     """`(a op1 b) op2 c`, or `a op1 (b op2 c)` if `right_first`, with only the parentheses needed."""
     if right_first:
@@ -105,6 +125,9 @@ class Countdown(GeneratedTask):
     family = "countdown"
     gen_length = 16
     block_length = 16
+    # Three times the default: the embedded model's run sees each pair about once, so it learns the
+    # rule (choose the signs) rather than memorising problems; 60k draws take seconds.
+    default_train_size = 60000
 
     def example(self, id: str, numbers: list[int], target: int, equation: str | None = None) -> Example:
         """An example asking for `target` from `numbers`; `equation` (one that works) is the training target."""
@@ -116,7 +139,8 @@ class Countdown(GeneratedTask):
 
     def draws(self, split: str, rng: random.Random) -> Iterator[Example]:
         """Random equations whose every intermediate result is a positive integer (the
-        game's rule, and easier to learn) and whose value is a target in range."""
+        game's rule, and easier to learn) and whose value is a target in range; the solution
+        is the canonical signed sum where there is one (module docstring), else that equation."""
         while True:
             a, b, c = (rng.choice(NUMBERS) for _ in range(3))
             op1, op2 = rng.choice("+-*/"), rng.choice("+-*/")
@@ -129,7 +153,8 @@ class Countdown(GeneratedTask):
             if is_test_problem(numbers, target) != (split == "test"):
                 continue
             rng.shuffle(numbers)
-            yield self.example("", numbers, target, _render(a, op1, b, op2, c, right_first))
+            equation = signed_sum(numbers, target) or _render(a, op1, b, op2, c, right_first)
+            yield self.example("", numbers, target, equation)
 
     def score(self, completion: str, ex: Example, rule: str = FLEXIBLE) -> Score:
         """Correct iff the equation uses each given number exactly once and equals the target."""

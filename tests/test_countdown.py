@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.countdown import Countdown, evaluate, is_test_problem, problem_key
+from tasks.countdown import Countdown, evaluate, is_test_problem, problem_key, signed_sum
 
 TRAIN_CHECKED = 5000
 
@@ -97,6 +97,26 @@ def test_generated_problems_are_in_range_and_their_equations_score_correct(split
         assert ex.reference == str(target) and ex.question == f"Using the numbers {', '.join(map(str, numbers))}, make {target}."
         assert task.score(task.target(ex), ex).correct
         assert " " not in task.target(ex) and len(task.target(ex)) <= task.gen_length
+
+
+def test_signed_sums_keep_the_prompt_order_and_are_the_canonical_training_target(splits):
+    assert signed_sum([30, 100, 93], 23) == "30-100+93"
+    assert signed_sum([100, 30, 93], 23) == "-100+30+93"
+    assert signed_sum([1, 2, 3], 6) == "1+2+3" and signed_sum([2, 3, 5], 4) == "2-3+5"
+    assert signed_sum([2, 3, 7], 42) is None
+    task, test, train = splits
+    canonical = 0
+    for ex in test + train:
+        numbers, target = ex.meta["numbers"], ex.meta["target"]
+        sums = [sum(s * n for s, n in zip(signs, numbers)) for signs in product((1, -1), repeat=3)]
+        if target in sums:
+            # the numbers appear in the prompt's order, each once, joined by signs
+            assert task.target(ex) == signed_sum(numbers, target)
+            assert [int(n) for n in task.target(ex).replace("-", "+").split("+") if n] == numbers
+            canonical += 1
+        else:
+            assert signed_sum(numbers, target) is None and any(op in task.target(ex) for op in "*/")
+    assert 0.75 < canonical / len(test + train) < 0.9
 
 
 def test_splits_are_disjoint_by_problem_and_deterministic(splits):
