@@ -49,7 +49,7 @@ def test_report_opens_offline_with_every_image_and_the_expected_rows(tmp_path, c
 
     assert problems == [] and outside == []
     images = page.eval_on_selector_all("img", "imgs => imgs.map(i => [i.alt, i.complete && i.naturalWidth > 0])")
-    assert len(images) == 3 and all(loaded for _, loaded in images), images  # accuracy, gap, compute
+    assert len(images) == 4 and all(loaded for _, loaded in images), images  # accuracy, gap, compute, loss curve
     rows = page.eval_on_selector_all(
         "#accuracy-table tbody tr:not(.group)",
         "trs => trs.map(tr => [...tr.cells].slice(0, 2).map(td => td.textContent.trim()))")
