@@ -97,7 +97,7 @@ def test_ctrl_c_is_one_line_and_resumable(tmp_path):
     full, stopped = tmp_path / "full", tmp_path / "stopped"
     # Long enough that a poller descheduled on a busy machine still signals a run mid-way, not one
     # already exiting (a SIGINT in atexit handlers leaves exit code 0).
-    longer = [arg if arg != "40" else "200" for arg in SMALL]
+    longer = [arg if arg != "40" else "1000" for arg in SMALL]
     assert _launch(full, longer).wait(timeout=600) == 0
     proc = _launch(stopped, longer, preexec_fn=os.setsid)  # its own process group, as a terminal's job
     deadline = time.time() + 300
