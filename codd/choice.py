@@ -37,7 +37,6 @@ class PCSpec:
 
 @dataclass(frozen=True)
 class ChosenPC:
-    spec: PCSpec  # the user's, with the task's released circuit filled in (what a record names)
     source: str   # the path or hub id the circuit was read from
     hmm: HMM      # frozen, on the backbone's device
     gamma: float
@@ -66,13 +65,13 @@ def resolve(spec: PCSpec, backbone, task: str | None = None) -> ChosenPC:
     check_fits(hmm, backbone, source)
     gamma = spec.gamma if spec.gamma is not None else float(hmm.metadata.get("gamma", FALLBACK_GAMMA))
     tau = spec.tau if spec.tau is not None else float(hmm.metadata.get("tau", FALLBACK_TAU))
-    return ChosenPC(spec, source, hmm, gamma, tau)
-
+    return ChosenPC(source, hmm, gamma, tau)
 
 
 def check_fits(hmm: HMM, backbone, source: str = "") -> None:
     """HarnessError unless the circuit emits the backbone's vocabulary."""
     if hmm.vocab_size != backbone.vocab_size:
-        raise HarnessError(f"the CoDD PC {source or ''}{' ' if source else ''}has a vocabulary of {hmm.vocab_size} "
+        named = f"{source} " if source else ""
+        raise HarnessError(f"the CoDD PC {named}has a vocabulary of {hmm.vocab_size} "
                            f"tokens but backbone {backbone.name} has {backbone.vocab_size} (the width of its "
                            f"logits, padded embeddings included); use a PC trained for this backbone")
