@@ -233,6 +233,8 @@ CASES = {
                                                         "--out", ws.path("m")], "--dim 30"),
     "train with a negative learning rate": (lambda ws: ["train", "--family", "names", "--lr", "-1",
                                                         "--out", ws.path("m")], "positive"),
+    "train on a GPU that is not there": (lambda ws: ["train", "--family", "names", "--device", "cuda:7",
+                                                     "--out", ws.path("m")], "cuda"),
     "train with a garbage tokenizer": (lambda ws: ["train", "--family", "names", "--quiet", "--out", ws.path("m"),
                                                    "--tokenizer", str(Path(ws.write("tok/tokenizer.json",
                                                                                     "{not json")).parent)],

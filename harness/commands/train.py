@@ -1,4 +1,4 @@
-"""`python -m harness train`: train the embedded model of one task family on CPU.
+"""`python -m harness train`: train the embedded model of one task family (on CPU, or a GPU where there is one).
 
 The data of a family is the train split of every registered task of that family, each
 example turned into (chat-templated prompt, target + EOS padding). Every option defaults
@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 import json
 
+from harness.backbones import resolve_device
 from harness.backbones.embedded import ASSETS, load_embedded_dir, save_embedded
 from harness.backbones.tokenizer import load_tokenizer
 from harness.backbones.transformer import TransformerConfig
@@ -35,7 +36,7 @@ VOCAB_SIZE = 4096
 
 def add_parser(commands) -> None:
     p = commands.add_parser(
-        "train", help="train the embedded model of a task family (CPU)",
+        "train", help="train the embedded model of a task family",
         description="Train the small masked diffusion transformer of one task family with LLaDA's SFT objective. "
                     "Re-running the same command with the same --out resumes from the last checkpoint. "
                     "Options default to the family's preset (the shipped model's settings).",
@@ -56,6 +57,9 @@ def add_parser(commands) -> None:
                    help="continue training a model that train exported (e.g. harness/assets/embedded/math): its "
                         "weights and architecture, a fresh optimizer and learning-rate schedule; compute.json then "
                         "counts the compute of both runs")
+    p.add_argument("--device", default=None,
+                   help="cpu, cuda or cuda:N (default: the GPU if there is one, else the CPU); the model is exported "
+                        "for the CPU either way, and a checkpoint resumes on any device")
     p.add_argument("--max-minutes", type=positive_float, default=None,
                    help="checkpoint and stop after this much wall time; re-run the same command to resume")
     p.add_argument("--checkpoint-every", type=positive_int, default=100, help="steps between checkpoints (default 100)")
@@ -107,6 +111,7 @@ def starting_model(args: argparse.Namespace, tokenizer):
 
 
 def main(args: argparse.Namespace) -> int:
+    device = resolve_device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     preset = MODEL_PRESETS[args.family]
     out, tokenizer_dir = Path(args.out), Path(args.tokenizer)
     tokenizer = tokenizer_for(tokenizer_dir, args.data_dir)
@@ -135,7 +140,8 @@ def main(args: argparse.Namespace) -> int:
 
     state = train(model_config, config, train_pairs, val_pairs, out, tokenizer.mask_token_id,
                   tokenizer.pad_token_id, on_step=show,
-                  max_seconds=None if args.max_minutes is None else 60 * args.max_minutes, init_weights=start_weights)
+                  max_seconds=None if args.max_minutes is None else 60 * args.max_minutes, init_weights=start_weights,
+                  device=device)
     bar.close()
     if state.step < args.steps:
         val = "-" if state.val_loss is None else f"{state.val_loss:.4f}"
@@ -146,9 +152,9 @@ def main(args: argparse.Namespace) -> int:
     params = state.model.num_params()
     write_compute_record(out, kind="model", task=args.family, wall_seconds=state.wall_seconds, steps=state.step,
                          tokens=state.tokens, trainable_params=params, flops_estimate=6.0 * params * state.tokens,
-                         command=command_line(args), val_loss=state.val_loss, train_pairs=len(train_pairs),
-                         val_pairs=len(val_pairs), threads=torch.get_num_threads(), precision=args.precision,
-                         val_curve=state.curve, previous=previous)
+                         command=command_line(args), device=device, val_loss=state.val_loss,
+                         train_pairs=len(train_pairs), val_pairs=len(val_pairs), threads=torch.get_num_threads(),
+                         precision=args.precision, val_curve=state.curve, previous=previous)
     (out / CHECKPOINT).unlink()
     print(f"{args.family}: {state.step} steps, val loss {state.val_loss:.4f}, {state.wall_seconds:.0f} s -> {out}")
     return 0

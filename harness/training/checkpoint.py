@@ -2,7 +2,8 @@
 adapter) keeps its whole state in one file in its output folder, so re-running the same command continues
 exactly where a kill, or a --max-minutes chunk, stopped it. Written atomically (a kill mid-write leaves the
 previous file intact), read back with a corrupt file reported as the user's to remove, and refused when
-it was written with other settings."""
+it was written with other settings. Read onto the CPU: a run checkpointed on a GPU resumes anywhere, each
+trainer moving what it loads onto its own device."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ def load_checkpoint(path: Path, settings: dict[str, dict] | None = None, resumab
     """The state saved at `path`. With `settings`, refused unless it was written with them: each key of the
     state named there holds the dict it was saved with, and only the fields in `resumable` may differ."""
     try:
-        state = torch.load(path, weights_only=False)
+        state = torch.load(path, weights_only=False, map_location="cpu")
     except Exception as err:  # a truncated or foreign file fails inside torch in many ways; all mean the same here
         raise HarnessError(f"{path} is corrupt ({type(err).__name__}); delete it to start over, "
                            "or use a new --out") from None

@@ -77,8 +77,9 @@ class TrainConfig:
 def sft_loss(model: MaskedDiffusionTransformer, ids: torch.Tensor, attention_mask: torch.Tensor,
              response_mask: torch.Tensor, mask_id: int, generator: torch.Generator) -> torch.Tensor:
     """The LLaDA SFT loss of a batch (module docstring), averaged over its sequences."""
-    t = EPS + (1 - EPS) * torch.rand((ids.shape[0], 1), generator=generator)
-    masked = response_mask & (torch.rand(ids.shape, generator=generator) < t)
+    # Drawn on the CPU generator whatever the device, so a run draws the same masks on a GPU as on the CPU.
+    t = (EPS + (1 - EPS) * torch.rand((ids.shape[0], 1), generator=generator)).to(ids.device)
+    masked = response_mask & (torch.rand(ids.shape, generator=generator).to(ids.device) < t)
     hidden = model.hidden(torch.where(masked, mask_id, ids), attention_mask)
     nll = F.cross_entropy(model.lm_head(hidden[masked]), ids[masked], reduction="none")
     weight = (1 / (t * response_mask.sum(1, keepdim=True))).expand_as(ids)[masked]
@@ -89,10 +90,12 @@ def sft_loss(model: MaskedDiffusionTransformer, ids: torch.Tensor, attention_mas
 def validation_loss(model, pairs: list[Pair], batch_size: int, mask_id: int, pad_id: int) -> float:
     """The SFT loss on held-out pairs with a fixed masking seed, so successive evaluations compare."""
     generator = torch.Generator().manual_seed(0)
+    device = next(model.parameters()).device
     total = 0.0
     for start in range(0, len(pairs), batch_size):
         chunk = pairs[start:start + batch_size]
-        total += sft_loss(model, *collate(chunk, pad_id), mask_id, generator).item() * len(chunk)
+        batch = (tensor.to(device) for tensor in collate(chunk, pad_id))
+        total += sft_loss(model, *batch, mask_id, generator).item() * len(chunk)
     return total / len(pairs)
 
 
@@ -148,7 +151,8 @@ def _draw_seed(config: TrainConfig) -> int:
 def train(model_config: TransformerConfig, config: TrainConfig, train_pairs: list[Pair], val_pairs: list[Pair],
           out: Path, mask_id: int, pad_id: int,
           on_step: Callable[[TrainState, float], None] | None = None,
-          max_seconds: float | None = None, init_weights: dict | None = None) -> TrainState:
+          max_seconds: float | None = None, init_weights: dict | None = None,
+          device: torch.device | str = "cpu") -> TrainState:
     """Train from scratch (or from `init_weights`, the state dict of `config.init_from`), or from
     `out/checkpoint.pt` when a run with the same settings left one.
 
@@ -158,11 +162,14 @@ def train(model_config: TransformerConfig, config: TrainConfig, train_pairs: lis
     uninterrupted one. `on_step(state, loss)` runs after every step (progress display).
     With `max_seconds`, the call checkpoints and stops after the first step past that much wall
     time (`state.step < config.steps` then): long runs go in chunks that each fit one command.
+    `device` is not a setting of the run: a checkpoint written on one device resumes on another.
     """
     torch.manual_seed(config.seed)
+    device = torch.device(device)
     model = MaskedDiffusionTransformer(model_config)
     if init_weights is not None:
         model.load_state_dict(init_weights)
+    model.to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, betas=(0.9, 0.95))
     state = TrainState(model, optimizer, torch.Generator().manual_seed(_draw_seed(config)))
     Path(out).mkdir(parents=True, exist_ok=True)
@@ -176,8 +183,9 @@ def train(model_config: TransformerConfig, config: TrainConfig, train_pairs: lis
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(state.step, config)
         picks = torch.randint(len(train_pairs), (config.batch_size,), generator=state.generator)
-        ids, attention, response = collate([train_pairs[i] for i in picks.tolist()], pad_id)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.autocast_bf16):
+        ids, attention, response = (tensor.to(device)
+                                    for tensor in collate([train_pairs[i] for i in picks.tolist()], pad_id))
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.autocast_bf16):
             loss = sft_loss(model, ids, attention, response, mask_id, state.generator)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -188,7 +196,7 @@ def train(model_config: TransformerConfig, config: TrainConfig, train_pairs: lis
         checkpointing = state.step == config.steps or state.step % config.checkpoint_every == 0
         if checkpointing:
             model.eval()
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.autocast_bf16):
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.autocast_bf16):
                 state.val_loss = validation_loss(model, val_pairs, config.batch_size, mask_id, pad_id)
             model.train()
         state.wall_seconds += time.perf_counter() - started
@@ -202,5 +210,5 @@ def train(model_config: TransformerConfig, config: TrainConfig, train_pairs: lis
             on_step(state, loss.item())
         if out_of_time:
             break
-    model.eval()
+    model.to("cpu").eval()  # exported and decoded on the CPU
     return state
