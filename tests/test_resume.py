@@ -93,13 +93,21 @@ def test_sigkill_at_random_moments_over_relaunches_loses_and_duplicates_nothing(
     assert _summary(killed) == _summary(full)
 
 
+def _terminal_job() -> None:
+    """Run the child as a terminal's foreground job: its own process group, SIGINT at its default. A test
+    session launched in the background of a non-interactive shell inherits SIGINT ignored, and a Python
+    started with SIGINT ignored never raises KeyboardInterrupt: Ctrl-C could not reach the run at all."""
+    os.setsid()
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_is_one_line_and_resumable(tmp_path):
     full, stopped = tmp_path / "full", tmp_path / "stopped"
     # Long enough that a poller descheduled on a busy machine still signals a run mid-way, not one
     # already exiting (a SIGINT in atexit handlers leaves exit code 0).
     longer = [arg if arg != "40" else "1000" for arg in SMALL]
     assert _launch(full, longer).wait(timeout=600) == 0
-    proc = _launch(stopped, longer, preexec_fn=os.setsid)  # its own process group, as a terminal's job
+    proc = _launch(stopped, longer, preexec_fn=_terminal_job)
     deadline = time.time() + 300
     while _lines(stopped / "samples.jsonl") < 8 and proc.poll() is None and time.time() < deadline:
         time.sleep(0.002)
