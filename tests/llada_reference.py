@@ -22,7 +22,7 @@ import torch.nn.functional as F
 def llada_transfer_counts(block_mask_index: torch.Tensor, steps: int) -> torch.Tensor:
     """[1, steps]: each step commits masks // steps, the first masks % steps steps one more."""
     masks = block_mask_index.sum(dim=1, keepdim=True)
-    counts = torch.zeros(masks.shape[0], steps, dtype=torch.int64) + masks // steps
+    counts = torch.zeros(masks.shape[0], steps, dtype=torch.int64, device=masks.device) + masks // steps
     for row in range(masks.shape[0]):
         counts[row, : int(masks[row, 0] % steps)] += 1
     return counts
@@ -35,7 +35,7 @@ def llada_gumbel(logits: torch.Tensor, temperature: float, uniforms: torch.Tenso
 
 def llada_generate(model, prompt, steps, gen_length, block_length, temperature, cfg_scale, remasking,
                    mask_id, generator):
-    x = torch.full((1, prompt.shape[1] + gen_length), mask_id, dtype=torch.long)
+    x = torch.full((1, prompt.shape[1] + gen_length), mask_id, dtype=torch.long, device=prompt.device)
     x[:, : prompt.shape[1]] = prompt.clone()
     prompt_index = x != mask_id
     num_blocks = gen_length // block_length
@@ -60,7 +60,7 @@ def llada_generate(model, prompt, steps, gen_length, block_length, temperature, 
             if temperature > 0:
                 uniforms = torch.rand_like(logits, dtype=torch.float64)
                 uniforms[drawn] = torch.rand(int(drawn.sum()), logits.shape[-1], generator=generator,
-                                             dtype=torch.float64)
+                                             dtype=torch.float64).to(logits.device)
                 x0 = torch.argmax(llada_gumbel(logits, temperature, uniforms), dim=-1)
             else:
                 x0 = torch.argmax(logits, dim=-1)  # LLaDA's add_gumbel_noise returns the logits at T = 0
@@ -69,8 +69,8 @@ def llada_generate(model, prompt, steps, gen_length, block_length, temperature, 
                 p = F.softmax(logits.to(torch.float64), dim=-1)
                 x0_p = torch.squeeze(torch.gather(p, dim=-1, index=torch.unsqueeze(x0, -1)), -1)
             elif remasking == "random":
-                x0_p = torch.rand(x0.shape, dtype=torch.float64)
-                x0_p[drawn] = torch.rand(int(drawn.sum()), generator=generator, dtype=torch.float64)
+                x0_p = torch.rand(x0.shape, dtype=torch.float64, device=x0.device)
+                x0_p[drawn] = torch.rand(int(drawn.sum()), generator=generator, dtype=torch.float64).to(x0.device)
             else:
                 raise NotImplementedError(remasking)
             x0_p[:, end:] = -np.inf
