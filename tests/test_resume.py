@@ -59,13 +59,21 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path):
     assert _summary(killed) == _summary(full)
 
 
-SMALL = ["-m", "harness", "run", "--tasks", "names", "--samplers", "factorized", "--tokens-per-step", "1,2",
-         "--limit", "40", "--batch-size", "4", "--temperature", "1.0", "--quiet", "--no-report"]
+def _names_run(limit: int) -> list[str]:
+    """A run of the tiny names model: about 50 records a second on one thread, so the tests that signal it
+    mid-way size it to outlast a poller descheduled on a busy machine."""
+    return ["-m", "harness", "run", "--tasks", "names", "--samplers", "factorized", "--tokens-per-step", "1,2",
+            "--limit", str(limit), "--batch-size", "4", "--temperature", "1.0", "--quiet", "--no-report"]
+
+
+SMALL = _names_run(40)
 
 
 def test_sigkill_at_random_moments_over_relaunches_loses_and_duplicates_nothing(tmp_path):
     full, killed = tmp_path / "full", tmp_path / "killed"
-    assert _launch(full, SMALL).wait(timeout=600) == 0
+    # 400 records: with 80, a poller descheduled for a few hundred milliseconds saw the run finish first.
+    many = _names_run(200)
+    assert _launch(full, many).wait(timeout=600) == 0
     total = len(_records(full))
     rng = random.Random(14)
     kills = 0
@@ -73,7 +81,7 @@ def test_sigkill_at_random_moments_over_relaunches_loses_and_duplicates_nothing(
         before = _lines(killed / "samples.jsonl")
         if before >= total:
             break
-        proc = _launch(killed, SMALL)
+        proc = _launch(killed, many)
         # The first kill lands during start-up (before any record); the others after a random number
         # of new records and a random few milliseconds more: mid-batch, mid-write or between writes.
         target = before + (0 if attempt == 0 else rng.randint(1, max(1, (total - before) // 3)))
@@ -86,7 +94,7 @@ def test_sigkill_at_random_moments_over_relaunches_loses_and_duplicates_nothing(
             kills += 1
         proc.wait()
     assert kills >= 4, "the run finished before it was killed often enough; make it longer"
-    assert _launch(killed, SMALL).wait(timeout=600) == 0
+    assert _launch(killed, many).wait(timeout=600) == 0
     lines = (killed / "samples.jsonl").read_text().splitlines()
     assert len(lines) == total, "records lost or duplicated"
     assert _records(killed) == _records(full)
@@ -105,7 +113,7 @@ def test_ctrl_c_is_one_line_and_resumable(tmp_path):
     full, stopped = tmp_path / "full", tmp_path / "stopped"
     # Long enough that a poller descheduled on a busy machine still signals a run mid-way, not one
     # already exiting (a SIGINT in atexit handlers leaves exit code 0).
-    longer = [arg if arg != "40" else "1000" for arg in SMALL]
+    longer = _names_run(1000)
     assert _launch(full, longer).wait(timeout=600) == 0
     proc = _launch(stopped, longer, preexec_fn=_terminal_job)
     deadline = time.time() + 300
