@@ -53,7 +53,7 @@ def load() -> str:
 
 def side_by_side(args) -> None:
     task = get_task("gsm8k")
-    device = resolve_device(args.device)
+    device = args.device
     models = {dtype: load_backbone("embedded", task.family, dtype, device) for dtype in ("float32", "bfloat16")}
     examples = task.load(limit=args.limit, data_dir=args.data_dir)
     prompts = [models["float32"].encode_chat(task.prompt(ex)) for ex in examples]
@@ -105,7 +105,7 @@ def side_by_side(args) -> None:
 
 
 def forward_speed(args) -> None:
-    device = resolve_device(args.device)
+    device = args.device
     model = load_backbone("embedded", "math", "float32", device)
     half = load_backbone("embedded", "math", "bfloat16", device)
     print(f"2. one forward pass of the embedded math model, 320 tokens; {describe(device)}")
@@ -143,7 +143,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     args = parser.parse_args()
     try:
-        resolve_device(args.device)
+        args.device = resolve_device(args.device)
     except HarnessError as err:
         parser.error(str(err))
     parts = {"1": side_by_side, "2": forward_speed}
