@@ -196,7 +196,7 @@ PRESETS = {
                       train_pairs=10000, val_pairs=1000),
     "sudoku": PCPreset(states=256, window=16, epochs=20, batch_size=64, lr=0.02, patience=2, top_k=32,
                        train_pairs=20000, val_pairs=1000),
-    "countdown": PCPreset(states=256, window=16, epochs=20, batch_size=64, lr=0.02, patience=2, top_k=64,
+    "countdown": PCPreset(states=256, window=64, epochs=20, batch_size=64, lr=0.02, patience=2, top_k=64,
                           train_pairs=20000, val_pairs=1000),
     "math": PCPreset(states=128, window=32, epochs=8, batch_size=32, lr=0.02, patience=2, top_k=64,
                      train_pairs=1500, val_pairs=150),

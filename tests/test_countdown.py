@@ -6,6 +6,9 @@ from itertools import permutations, product
 from pathlib import Path
 
 import pytest
+from transformers import PreTrainedTokenizerFast
+
+from harness.backbones.embedded import ASSETS
 
 from tasks.countdown import Countdown, evaluate, is_test_problem, problem_key, signed_sum
 
@@ -37,7 +40,7 @@ def brute_force_equation(numbers, target):
 
 def test_scoring_accepts_right_equations_in_the_formats_a_model_writes():
     ex = make([12, 5, 3], 31)
-    for completion in ("12*3-5", " 12*3-5 \n", "12 * 3 - 5 = 31", "(12*3)-5\nbecause 36-5=31", "-5+12*3", "3*12-5=31"):
+    for completion in ("12*3-5", " 12*3-5 \n", "12 * 3 - 5 = 31", "because 12*3=36:\n(12*3)-5", "-5+12*3", "3*12-5=31"):
         score = Countdown().score(completion, ex)
         assert score.correct, completion
     assert Countdown().score("12*3-5 = 31", ex).extracted == "12*3-5"
@@ -108,15 +111,35 @@ def test_signed_sums_keep_the_prompt_order_and_are_the_canonical_training_target
     canonical = 0
     for ex in test + train:
         numbers, target = ex.meta["numbers"], ex.meta["target"]
+        equation = task.target(ex).splitlines()[-1]
         sums = [sum(s * n for s, n in zip(signs, numbers)) for signs in product((1, -1), repeat=3)]
         if target in sums:
             # the numbers appear in the prompt's order, each once, joined by signs
-            assert task.target(ex) == signed_sum(numbers, target)
-            assert [int(n) for n in task.target(ex).replace("-", "+").split("+") if n] == numbers
+            assert equation == signed_sum(numbers, target)
+            assert [int(n) for n in equation.replace("-", "+").split("+") if n] == numbers
             canonical += 1
         else:
-            assert signed_sum(numbers, target) is None and any(op in task.target(ex) for op in "*/")
+            assert signed_sum(numbers, target) is None and any(op in equation for op in "*/")
     assert 0.75 < canonical / len(test + train) < 0.9
+
+
+def test_the_target_writes_below_its_equation_the_sums_that_decide_the_signs(splits):
+    task, test, train = splits
+    ex = task.example("x", [30, 100, 93], 23, "30-100+93")
+    assert task.target(ex) == "100+093=193\n100-093=007\n023-030=-007\n023+030=053\n30-100+93"
+    assert task.score(task.target(ex), ex).correct and task.score(task.target(ex), ex).extracted == "30-100+93"
+    tokenizer = PreTrainedTokenizerFast.from_pretrained(str(ASSETS / "tokenizer"))
+    for ex in test + train:
+        target = task.target(ex)
+        assert task.score(target, ex).correct
+        *sums, equation = target.splitlines()
+        for line in sums:
+            x, op, y, right = line[:3], line[3], line[4:7], line[8:]
+            assert int(x) + (int(y) if op == "+" else -int(y)) == int(right)
+            # one layout for every problem: each digit of the sums at the same token offset
+            assert len(tokenizer(line + "\n", add_special_tokens=False)["input_ids"]) == 12
+        # the whole target fits the generation length, so training drops none of it
+        assert len(tokenizer(target, add_special_tokens=False)["input_ids"]) <= task.gen_length
 
 
 def test_splits_are_disjoint_by_problem_and_deterministic(splits):
