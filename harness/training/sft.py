@@ -50,7 +50,7 @@ class ModelPreset:
 MODEL_PRESETS = {
     "names": ModelPreset(steps=1200, batch_size=64, lr=3e-3, layers=2, heads=2, dim=64),
     "sudoku": ModelPreset(steps=800, batch_size=64, lr=2e-3, layers=4, heads=4, dim=128, grid=True),
-    "countdown": ModelPreset(steps=1600, batch_size=32, lr=2e-3, layers=4, heads=4, dim=128),  # stage 1 of 2 (README)
+    "countdown": ModelPreset(steps=6000, batch_size=32, lr=2e-3, layers=4, heads=4, dim=128),  # stage 1 of 2 (README)
     "math": ModelPreset(steps=1000, batch_size=32, lr=1e-3, layers=6, heads=5, dim=320, precision="bfloat16"),
 }
 
