@@ -84,7 +84,10 @@ def _compress(log_q: torch.Tensor, top_k: int) -> tuple[torch.Tensor, torch.Tens
     values, ids = log_q.topk(k, dim=-1)
     rest = log_q.shape[-1] - k
     tail_mass = (1 - values.exp().sum(-1)).clamp_min(0)
-    log_tail = (tail_mass / rest).log() if rest else torch.full_like(tail_mass, -math.inf)
+    # Floored at the smallest normal float: a backbone sure of its top k leaves no tail mass, and a log of 0
+    # there made the PC's gradients NaN (the scratchpad countdown model, whose top 64 hold all the mass).
+    log_tail = (tail_mass / rest).clamp_min(torch.finfo(tail_mass.dtype).tiny).log() if rest \
+        else torch.full_like(tail_mass, -math.inf)
     return ids.int(), values, log_tail
 
 
