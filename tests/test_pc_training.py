@@ -8,7 +8,7 @@ import torch
 from tiny_backbone import TinyBackbone
 
 from codd import HMM
-from codd.training import (PCTrainConfig, WindowSet, cache_windows, choose_gamma, conditional_log_likelihood,
+from codd.training import (PCTrainConfig, WindowSet, _compress, cache_windows, choose_gamma, conditional_log_likelihood,
                            evaluate, random_masks, ratio_masks, train_pc)
 from harness.cli import main as cli
 from harness.training.pairs import Pair
@@ -164,3 +164,19 @@ def test_train_pc_bad_input_is_one_line_exit_2_and_writes_nothing(args, fragment
     err = capsys.readouterr().err
     assert code == 2 and fragment in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "pc").exists()
+
+
+def test_a_backbone_sure_of_its_top_k_leaves_a_finite_tail_and_finite_gradients():
+    """All the mass in the top k (float32 sums it to exactly 1): the tail is floored, not log 0, so an observed
+    token outside the top k still gives a finite CLL and gradient (the scratchpad countdown PC went NaN)."""
+    log_q = torch.full((1, WIDTH, VOCAB), -200.0)
+    log_q[..., 0] = 0.0
+    ids, values, log_tail = _compress(log_q, 2)
+    assert torch.isfinite(log_tail).all()
+    windows = WindowSet(torch.tensor([[0, 4, 0, 0]]), torch.tensor([[True, False, False, False]]),
+                        ids, values, log_tail, VOCAB)
+    hmm = known_hmm()
+    hmm.beta_logits.requires_grad_(True)
+    cll = conditional_log_likelihood(hmm, *windows.batch(torch.tensor([0])))
+    cll.sum().backward()
+    assert torch.isfinite(cll).all() and torch.isfinite(hmm.beta_logits.grad).all()
