@@ -4,8 +4,8 @@
 a layout the 1.3M-parameter embedded model never saw in training, so it measures the prompt, not
 the model. This script keeps d1's items and the task's scorer (correct iff the equation uses each
 number exactly once and makes the target) and asks each item as `countdown` asks its own test
-split: "Using the numbers 30, 100, 93, make 23." with the task's gen length (64: the equation, then
-its scratchpad of sums), greedy low-confidence decoding in one block. At k tokens per step, 64 / k
+split: "Using the numbers 30, 100, 93, make 23." with the task's gen length (64: a scratchpad of sums,
+then the equation), greedy low-confidence decoding in one block. At k tokens per step, 64 / k
 steps; k = 1 is sequential decoding.
 Prints accuracy with 95% Wilson intervals and, against k = 1, the exact McNemar p-value.
 

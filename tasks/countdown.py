@@ -114,8 +114,8 @@ def scratchpad(numbers: list[int], target: int) -> str:
     `±b±c`, up to sign) and `target-a`, `target+a` (what `±b±c` must make with `a` added or subtracted),
     every number in three digits (module docstring)."""
     a, b, c = numbers
-    return "\n".join(f"{x:03d}{op}{y:03d}={'-' if value < 0 else ''}{abs(value):03d}" for x, op, y, value in ((b, "+", c, b + c), (b, "-", c, b - c),
-                                             (target, "-", a, target - a), (target, "+", a, target + a)))
+    sums = ((b, "+", c, b + c), (b, "-", c, b - c), (target, "-", a, target - a), (target, "+", a, target + a))
+    return "\n".join(f"{x:03d}{op}{y:03d}={'-' if value < 0 else ''}{abs(value):03d}" for x, op, y, value in sums)
 
 
 def _render(a: int, op1: str, b: int, op2: str, c: int, right_first: bool) -> str:
@@ -140,7 +140,7 @@ class Countdown(GeneratedTask):
     name = "countdown"
     description = "Countdown with 3 numbers in 1-100: an equation using each once with + - * / that makes the target"
     family = "countdown"
-    gen_length = 64  # the scratchpad's 48 tokens and an equation of at most 12 or so
+    gen_length = 64  # the scratchpad is 48 tokens; the longest training target, equation included, 58
     block_length = 64  # one block: the decoder commits what it is surest of first, wherever it is
     # Three times the default: the embedded model's run sees each pair about once, so it learns the
     # rule (choose the signs) rather than memorising problems; 60k draws take seconds.

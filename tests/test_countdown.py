@@ -123,7 +123,7 @@ def test_signed_sums_keep_the_prompt_order_and_are_the_canonical_training_target
     assert 0.75 < canonical / len(test + train) < 0.9
 
 
-def test_the_target_writes_below_its_equation_the_sums_that_decide_the_signs(splits):
+def test_the_target_writes_above_its_equation_the_sums_that_decide_the_signs(splits):
     task, test, train = splits
     ex = task.example("x", [30, 100, 93], 23, "30-100+93")
     assert task.target(ex) == "100+093=193\n100-093=007\n023-030=-007\n023+030=053\n30-100+93"
