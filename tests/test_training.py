@@ -15,7 +15,7 @@ from harness.errors import HarnessError
 from harness.report.compute import validation_curve
 from harness.training.grid_layout import grid_regions
 from harness.training.pairs import Pair, collate, make_pair
-from harness.training.sft import EPS, TrainConfig, sft_loss, train, validation_loss
+from harness.training.sft import EPS, BlockLayout, TrainConfig, sft_loss, train, validation_loss
 from harness.backbones.tokenizer import EOS, MASK, PAD, load_tokenizer
 from harness.training.tokenizer import train_tokenizer
 from tasks import get_task
@@ -83,6 +83,50 @@ def test_sft_loss_is_llada_objective_restated_per_sequence():
         log_p = F.log_softmax(model(noisy[None], attention[b][None])[0], -1)
         total += sum(-log_p[i, ids[b, i]].item() for i in masked) / t[b, 0].item() / len(pairs[b].response)
     assert loss.item() == pytest.approx(total / len(pairs), rel=1e-5)
+
+
+def test_block_layout_is_the_decoders_state_restated_per_sequence():
+    """Share 1: every sequence shows a clean prefix, block k partly masked and the rest masked, k among the
+    blocks up to the one holding the first EOS, and is scored on the block's masked tokens only."""
+    torch.manual_seed(0)
+    model = MaskedDiffusionTransformer(tiny_config()).eval()
+    pairs = [make_pair([3, 4, 5], [4, 5, 6, 4, 5], 8, EOS_ID), make_pair([3], [4] * 8, 8, EOS_ID),
+             make_pair([5, 6], [6], 8, EOS_ID)]
+    ids, attention, response = collate(pairs, PAD_ID)
+    blocks = BlockLayout(share=1.0, length=2, eos_id=EOS_ID)
+    start = ids.shape[1] - 8
+    seen = [set() for _ in pairs]
+    for seed in range(40):
+        loss = sft_loss(model, ids, attention, response, MASK_ID, torch.Generator().manual_seed(seed), blocks)
+        g = torch.Generator().manual_seed(seed)  # the same draws, in the same order
+        t = EPS + (1 - EPS) * torch.rand((len(pairs), 1), generator=g)
+        u = torch.rand(ids.shape, generator=g)
+        assert (torch.rand((len(pairs), 1), generator=g) < 1).all()
+        picks = torch.rand((len(pairs), 1), generator=g)
+        total = 0.0
+        for b, pair in enumerate(pairs):
+            first_eos = pair.response.index(EOS_ID) if EOS_ID in pair.response else 8
+            block = int(picks[b, 0] * min(first_eos // 2 + 1, 4))
+            seen[b].add(block)
+            in_block = range(start + 2 * block, start + 2 * block + 2)
+            scored = [i for i in in_block if u[b, i] < t[b, 0]]
+            noisy = ids[b].clone()
+            noisy[scored] = MASK_ID
+            noisy[start + 2 * block + 2:] = MASK_ID
+            log_p = F.log_softmax(model(noisy[None], attention[b][None])[0], -1)
+            total += sum(-log_p[i, ids[b, i]].item() for i in scored) / t[b, 0].item() / 2
+        assert loss.item() == pytest.approx(total / len(pairs), rel=1e-5)
+    # EOS at offset 5 (block 2), none (all 4 blocks), at offset 1 (block 0): no block after the first EOS's
+    assert seen == [{0, 1, 2}, {0, 1, 2, 3}, {0}]
+
+
+def test_block_layout_share_zero_is_llada_loss():
+    model = MaskedDiffusionTransformer(tiny_config()).eval()
+    ids, attention, response = collate(copy_pairs(6, seed=4), PAD_ID)
+    plain = sft_loss(model, ids, attention, response, MASK_ID, torch.Generator().manual_seed(3))
+    zero = sft_loss(model, ids, attention, response, MASK_ID, torch.Generator().manual_seed(3),
+                    BlockLayout(share=0.0, length=2, eos_id=EOS_ID))
+    assert zero.item() == plain.item()
 
 
 def test_training_lowers_validation_loss_and_resumes_exactly(tmp_path):

@@ -27,6 +27,17 @@ def positive_float(text: str) -> float:
     return value
 
 
+def unit_interval(text: str) -> float:
+    """A number from 0 to 1, both included (a share)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
+
+
 def positive_int_list(text: str) -> tuple[int, ...]:
     """A comma-separated list of positive integers, e.g. `64,128,256`."""
     return tuple(positive_int(item) for item in text.split(","))

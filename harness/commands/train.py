@@ -20,11 +20,11 @@ from harness.backbones import resolve_device
 from harness.backbones.embedded import ASSETS, load_embedded_dir, save_embedded
 from harness.backbones.tokenizer import load_tokenizer
 from harness.backbones.transformer import TransformerConfig
-from harness.commands.arguments import add_data_dir, explicit_command, positive_float, positive_int
+from harness.commands.arguments import add_data_dir, explicit_command, positive_float, positive_int, unit_interval
 from harness.errors import HarnessError
 from harness.training.checkpoint import CHECKPOINT
 from harness.training.compute import write_compute_record
-from harness.training.family_data import family_pairs, family_tasks, held_out_split
+from harness.training.family_data import family_block_length, family_pairs, family_tasks, held_out_split
 from harness.training.grid_layout import grid_regions
 from harness.training.sft import MODEL_PRESETS, TrainConfig, train
 from harness.training.tokenizer import train_tokenizer
@@ -53,6 +53,9 @@ def add_parser(commands) -> None:
     p.add_argument("--precision", choices=PRECISIONS, default=None,
                    help="bfloat16: autocast the matrix products (2.4x faster on a CPU with AVX512-BF16; weights and "
                         "optimizer stay float32)")
+    p.add_argument("--block-share", type=unit_interval, default=None,
+                   help="share of sequences drawn as block decoding sees them (clean prefix, the current block "
+                        "partly masked, the rest masked) instead of LLaDA's independent masking; 0 = LLaDA's SFT")
     p.add_argument("--init-from", default=None, metavar="DIR",
                    help="continue training a model that train exported (e.g. harness/assets/embedded/math): its "
                         "weights and architecture, a fresh optimizer and learning-rate schedule; compute.json then "
@@ -90,7 +93,8 @@ def tokenizer_for(directory: Path, data_dir: str | None):
 
 def command_line(args: argparse.Namespace) -> str:
     """The full command with every option explicit, as recorded in compute.json."""
-    names = ("family", "out", "init_from", "steps", "batch_size", "lr", "seed", "layers", "heads", "dim", "precision")
+    names = ("family", "out", "init_from", "steps", "batch_size", "lr", "seed", "layers", "heads", "dim", "precision",
+             "block_share")
     return explicit_command("train", {**{name: getattr(args, name) for name in names}, "data_dir": args.data_dir or None})
 
 
@@ -116,7 +120,7 @@ def main(args: argparse.Namespace) -> int:
     out, tokenizer_dir = Path(args.out), Path(args.tokenizer)
     tokenizer = tokenizer_for(tokenizer_dir, args.data_dir)
     start_config, start_weights, previous = starting_model(args, tokenizer) if args.init_from else (None, None, None)
-    for option in ("steps", "batch_size", "lr", "layers", "heads", "dim", "precision"):
+    for option in ("steps", "batch_size", "lr", "layers", "heads", "dim", "precision", "block_share"):
         if getattr(args, option) is None:
             setattr(args, option, getattr(preset, option))
     if args.dim % args.heads or (args.dim // args.heads) % 2:
@@ -130,7 +134,8 @@ def main(args: argparse.Namespace) -> int:
     config = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                          checkpoint_every=args.checkpoint_every, autocast_bf16=args.precision == "bfloat16",
                          init_from=args.init_from and str(Path(args.init_from).resolve()),
-                         stage=0 if not args.init_from else len((previous or {}).get("stages", [previous])))
+                         stage=0 if not args.init_from else len((previous or {}).get("stages", [previous])),
+                         block_share=args.block_share, block_length=family_block_length(args.family))
 
     bar = tqdm(total=args.steps, desc=f"train {args.family}", disable=args.quiet, unit="step")
 
@@ -141,7 +146,7 @@ def main(args: argparse.Namespace) -> int:
     state = train(model_config, config, train_pairs, val_pairs, out, tokenizer.mask_token_id,
                   tokenizer.pad_token_id, on_step=show,
                   max_seconds=None if args.max_minutes is None else 60 * args.max_minutes, init_weights=start_weights,
-                  device=device)
+                  device=device, eos_id=tokenizer.eos_token_id)
     bar.close()
     if state.step < args.steps:
         val = "-" if state.val_loss is None else f"{state.val_loss:.4f}"

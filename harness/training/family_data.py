@@ -20,6 +20,14 @@ def family_tasks(family: str) -> list[Task]:
     return [task for task in map(get_task, list_tasks()) if task.family == family]
 
 
+def family_block_length(family: str) -> int:
+    """The block length its tasks decode in (the block layout of `train --block-share`)."""
+    lengths = {task.block_length for task in family_tasks(family)}
+    if len(lengths) != 1:
+        raise HarnessError(f"the {family} tasks decode in blocks of {sorted(lengths)} tokens; a block layout needs one")
+    return lengths.pop()
+
+
 def family_pairs(family: str, tokenizer, data_dir: str | None) -> list[Pair]:
     """The family's training pairs; targets longer than their task's generation length and pairs
     longer than MAX_SEQUENCE_TOKENS are left out."""

@@ -11,6 +11,13 @@ decoder sees ([prompt | gen_length masks]), so the model learns to emit EOS wher
 will ask for it and the engine's early stop can fire. Shorter padding would save compute
 (a math answer fills ~110 of its 256 tokens) but a bidirectional model sees where the
 sequence ends: it would learn answer lengths relative to an end that decoding puts elsewhere.
+
+Block layout (optional, `block_share`): semi-autoregressive decoding only ever shows the model one
+state shape, a clean prefix, the current block partly masked and every later block fully masked,
+which independent masking at any t almost never draws. A share of the sequences can be drawn in
+that shape instead (BD3-LM, Arriola et al. 2025, trains only on it): a block k among those holding
+the target or its first EOS, its tokens masked with probability t, everything after it masked, and
+the loss on the block's masked tokens, weighted 1/t per block token.
 """
 
 from __future__ import annotations
@@ -44,6 +51,7 @@ class ModelPreset:
     dim: int
     grid: bool = False  # row/column/box embeddings for the sudoku grids
     precision: str = "float32"
+    block_share: float = 0.0  # share of sequences drawn in the block layout (module docstring)
 
 
 # The settings each shipped model (harness/assets/embedded/<family>) was trained with: train's defaults.
@@ -72,18 +80,53 @@ class TrainConfig:
     # mask draws, so a continued run does not replay the batches of the runs before it (the held-out split
     # stays the seed's own).
     stage: int = 0
+    # The share of sequences drawn in the decoder's block layout, and the block length (module docstring).
+    block_share: float = 0.0
+    block_length: int = 32
+
+
+@dataclass(frozen=True)
+class BlockLayout:
+    """Draw `share` of a batch's sequences in the block layout of blocks of `length` tokens ending in `eos_id`."""
+
+    share: float
+    length: int
+    eos_id: int
 
 
 def sft_loss(model: MaskedDiffusionTransformer, ids: torch.Tensor, attention_mask: torch.Tensor,
-             response_mask: torch.Tensor, mask_id: int, generator: torch.Generator) -> torch.Tensor:
-    """The LLaDA SFT loss of a batch (module docstring), averaged over its sequences."""
+             response_mask: torch.Tensor, mask_id: int, generator: torch.Generator,
+             blocks: BlockLayout | None = None) -> torch.Tensor:
+    """The LLaDA SFT loss of a batch (module docstring), averaged over its sequences; with `blocks`, that share
+    of the sequences in the block layout."""
     # Drawn on the CPU generator whatever the device, so a run draws the same masks on a GPU as on the CPU.
     t = (EPS + (1 - EPS) * torch.rand((ids.shape[0], 1), generator=generator)).to(ids.device)
-    masked = response_mask & (torch.rand(ids.shape, generator=generator).to(ids.device) < t)
+    drawn = response_mask & (torch.rand(ids.shape, generator=generator).to(ids.device) < t)
+    masked, scored, scored_length = drawn, drawn, response_mask.sum(1, keepdim=True)
+    if blocks is not None and blocks.share > 0:
+        masked, scored, scored_length = _block_layout(drawn, response_mask, ids, blocks, scored_length, generator)
     hidden = model.hidden(torch.where(masked, mask_id, ids), attention_mask)
-    nll = F.cross_entropy(model.lm_head(hidden[masked]), ids[masked], reduction="none")
-    weight = (1 / (t * response_mask.sum(1, keepdim=True))).expand_as(ids)[masked]
+    nll = F.cross_entropy(model.lm_head(hidden[scored]), ids[scored], reduction="none")
+    weight = (1 / (t * scored_length)).expand_as(ids)[scored]
     return (nll * weight).sum() / ids.shape[0]
+
+
+def _block_layout(drawn: torch.Tensor, response_mask: torch.Tensor, ids: torch.Tensor, blocks: BlockLayout,
+                  response_length: torch.Tensor, generator: torch.Generator):
+    """(masked, scored, scored length) of a batch whose rows are redrawn in the block layout with probability
+    `blocks.share`; `drawn` is each position's independent mask draw at its row's t."""
+    rows = ids.shape[0]
+    in_layout = (torch.rand((rows, 1), generator=generator) < blocks.share).to(ids.device)
+    offset = response_mask.cumsum(1) - 1  # position within the response; -1 in the prompt
+    first_eos = torch.where(response_mask & (ids == blocks.eos_id), offset, response_length).min(1, keepdim=True).values
+    candidates = torch.minimum(first_eos // blocks.length + 1, (response_length - 1) // blocks.length + 1)
+    block = (torch.rand((rows, 1), generator=generator).to(ids.device) * candidates).long()
+    start = block * blocks.length
+    in_block = (offset >= start) & (offset < start + blocks.length)
+    masked = torch.where(in_layout, (drawn & in_block) | (offset >= start + blocks.length), drawn)
+    scored = torch.where(in_layout, drawn & in_block, drawn)
+    length = torch.where(in_layout, torch.full_like(response_length, blocks.length), response_length)
+    return masked, scored, length
 
 
 @torch.no_grad()
@@ -152,7 +195,7 @@ def train(model_config: TransformerConfig, config: TrainConfig, train_pairs: lis
           out: Path, mask_id: int, pad_id: int,
           on_step: Callable[[TrainState, float], None] | None = None,
           max_seconds: float | None = None, init_weights: dict | None = None,
-          device: torch.device | str = "cpu") -> TrainState:
+          device: torch.device | str = "cpu", eos_id: int | None = None) -> TrainState:
     """Train from scratch (or from `init_weights`, the state dict of `config.init_from`), or from
     `out/checkpoint.pt` when a run with the same settings left one.
 
@@ -163,7 +206,11 @@ def train(model_config: TransformerConfig, config: TrainConfig, train_pairs: lis
     With `max_seconds`, the call checkpoints and stops after the first step past that much wall
     time (`state.step < config.steps` then): long runs go in chunks that each fit one command.
     `device` is not a setting of the run: a checkpoint written on one device resumes on another.
+    `eos_id` marks where targets end, for `config.block_share` > 0 (the validation loss stays LLaDA's).
     """
+    if config.block_share > 0 and eos_id is None:
+        raise ValueError("a block layout share needs the EOS id")
+    blocks = BlockLayout(config.block_share, config.block_length, eos_id) if config.block_share > 0 else None
     torch.manual_seed(config.seed)
     device = torch.device(device)
     model = MaskedDiffusionTransformer(model_config)
@@ -186,7 +233,7 @@ def train(model_config: TransformerConfig, config: TrainConfig, train_pairs: lis
         ids, attention, response = (tensor.to(device)
                                     for tensor in collate([train_pairs[i] for i in picks.tolist()], pad_id))
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.autocast_bf16):
-            loss = sft_loss(model, ids, attention, response, mask_id, state.generator)
+            loss = sft_loss(model, ids, attention, response, mask_id, state.generator, blocks)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
