@@ -233,6 +233,8 @@ CASES = {
                                                         "--out", ws.path("m")], "--dim 30"),
     "train with a negative learning rate": (lambda ws: ["train", "--family", "names", "--lr", "-1",
                                                         "--out", ws.path("m")], "positive"),
+    "train with a block share above 1": (lambda ws: ["train", "--family", "names", "--block-share", "1.5",
+                                                     "--out", ws.path("m")], "between 0 and 1"),
     "train on a GPU that is not there": (lambda ws: ["train", "--family", "names", "--device", "cuda:7",
                                                      "--out", ws.path("m")], "cuda"),
     "train with a garbage tokenizer": (lambda ws: ["train", "--family", "names", "--quiet", "--out", ws.path("m"),
