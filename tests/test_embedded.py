@@ -131,9 +131,8 @@ def test_corrupt_or_missing_files_are_one_line_errors_naming_the_file(tmp_path):
 
 def test_math_model_reproduces_the_held_out_loss_its_compute_record_states():
     """The shipped weights are the ones `compute.json` describes: rebuilt from the recorded seed, the
-    held-out split gives the recorded validation loss (in the recorded precision). The retrained
-    math model no longer ends gsm8k completions with EOS (its README says so), so what is held
-    here is that its curve and costs belong to it."""
+    held-out split gives the recorded validation loss (in the recorded precision), so its curve and costs
+    belong to it."""
     math = load_embedded("math")
     record = json.loads((ASSETS / "math" / "compute.json").read_text())
     val_pairs, train_pairs = held_out_split(family_pairs("math", math.tokenizer, DATA_DIR), seed=0)
