@@ -135,7 +135,8 @@ def main(args: argparse.Namespace) -> int:
                          checkpoint_every=args.checkpoint_every, autocast_bf16=args.precision == "bfloat16",
                          init_from=args.init_from and str(Path(args.init_from).resolve()),
                          stage=0 if not args.init_from else len((previous or {}).get("stages", [previous])),
-                         block_share=args.block_share, block_length=family_block_length(args.family))
+                         block_share=args.block_share,
+                         block_length=family_block_length(args.family) if args.block_share else TrainConfig.block_length)
 
     bar = tqdm(total=args.steps, desc=f"train {args.family}", disable=args.quiet, unit="step")
 
